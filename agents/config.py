@@ -1,0 +1,104 @@
+"""The one dataclass that holds every setting of a tuning run (saved beside the run as config.json)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g")
+
+
+@dataclass
+class TuneConfig:
+    """Settings of `notetune tune`."""
+
+    algo: Literal["ppo", "a2c", "dqn", "psi", "g"] = "ppo"
+    """Algorithm: ppo or a2c (batched recurrent fast path), dqn, psi or g (RL Tuner's Q, Ψ and G-learning)."""
+    steps: int = 4_000_000
+    """Total environment steps (one step = one 16th-note token of one melody)."""
+    max_minutes: float = 5.0
+    """Wall-clock budget; the run ends early with its best checkpoint when it is spent (0 = no limit)."""
+    seed: int = 0
+    """Seed for the policy's sampling, updates and evaluation batches."""
+    reward: list[str] = field(default_factory=lambda: ["notetune"])
+    """Reward sets, reward names or dotted paths (module:function), each optionally NAME=WEIGHT."""
+    weights: dict[str, float] = field(default_factory=dict)
+    """Weight overrides, name → weight (applied after --reward)."""
+    key: str = "C major"
+    """Key and mode the rules judge against, e.g. 'D minor'."""
+    length: int = 32
+    """Steps (16th notes) per composition."""
+    prior: str = "default"
+    """Prior checkpoint directory ('default' = the shipped Note RNN)."""
+    corpus: str = "default"
+    """Corpus token file for corpus-based rewards ('default' = the shipped corpus)."""
+    out: str = "runs/tune"
+    """Run directory (config, checkpoints, TensorBoard logs, run.json, exported model/)."""
+    kl_mode: Literal["full", "rl_tuner"] = "full"
+    """full: reward − β·(log π − log p_prior); rl_tuner: RL Tuner's literal log p_prior + r_MT/c."""
+    kl_coef: float = 5.0
+    """β, the KL coefficient (initial value when adaptive)."""
+    kl_target: float = 4.0
+    """Adaptive β holds this KL(π‖prior) per composition in nats; 0 keeps β fixed."""
+    kl_horizon: float = 1280.0
+    """Compositions over which adaptive β moves by its clipped proportional error."""
+    num_envs: int = 256
+    """Compositions written in parallel (ppo/a2c) or environments (dqn family: 1 is RL Tuner's)."""
+    learning_rate: float = 1e-4
+    """Adam learning rate."""
+    n_epochs: int = 4
+    """PPO epochs per rollout."""
+    batch_size: int = 64
+    """PPO minibatch size in compositions (dqn family: transitions)."""
+    clip_range: float = 0.2
+    """PPO ratio clip."""
+    gamma: float = 1.0
+    """Discount (RL Tuner used 0.5 for its Q-learning)."""
+    gae_lambda: float = 0.95
+    """GAE λ."""
+    ent_coef: float = 0.0
+    """Entropy bonus (the KL term already keeps the policy stochastic)."""
+    vf_coef: float = 0.5
+    """Value-loss weight."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    buffer_size: int = 100_000
+    """dqn/psi/g: replay buffer size."""
+    learning_starts: int = 1_000
+    """dqn/psi/g: steps before the first update."""
+    train_freq: int = 4
+    """dqn/psi/g: environment steps between updates."""
+    tau: float = 0.01
+    """dqn/psi/g: soft target update rate (RL Tuner's η)."""
+    exploration_fraction: float = 0.2
+    """dqn: share of the run over which ε anneals from 1 to its final value."""
+    exploration_final_eps: float = 0.1
+    """dqn: final ε."""
+    eval_every: int = 131_072
+    """Environment steps between held-out evaluations."""
+    eval_size: int = 2048
+    """Compositions per evaluation."""
+    checkpoint_every: int = 131_072
+    """Environment steps between training checkpoints (for --resume)."""
+    patience: int = 10
+    """Stop when this many evaluations bring no better eligible checkpoint (0 = never)."""
+    max_kl: float = 8.0
+    """Selection bound: largest KL per composition of an eligible checkpoint."""
+    stop_on_alarm: bool = False
+    """Stop the run when a reward-hacking alarm fires."""
+    alarm_kl: float = 8.0
+    """Alarm: KL(π‖prior) per composition above this (nats)."""
+    alarm_log_prior_drop: float = 0.5
+    """Alarm: mean log p_prior per note this far below the untuned model (nats)."""
+    alarm_distinct_4gram_ratio: float = 0.8
+    """Alarm: distinct-4gram share below this fraction of the untuned model's."""
+    alarm_hold_ratio: float = 0.6
+    """Alarm: hold share below this fraction of the corpus's."""
+    alarm_rest_ratio: float = 0.3
+    """Alarm: rest share below this fraction of the corpus's."""
+    alarm_reward_share: float = 0.6
+    """Alarm: one reward pays more than this share of the absolute weighted reward."""
+    threads: int = 2
+    """torch CPU threads."""
+    progress: bool = True
+    """Show a progress bar."""

@@ -1,0 +1,164 @@
+"""RL Tuner's value-based algorithms on Stable-Baselines3's DQN: Q-learning (``dqn``), Ψ-learning
+(``psi``) and G-learning (``g``). The Q-network is a copy of the Note RNN whose logits are the Q-values,
+as in RL Tuner; they differ only in the value of the next state:
+
+- dqn: max_a' Q_target(s', a')                        (reward = log p_prior(a|s) + r_MT/c)
+- psi: log Σ_a' exp Q_target(s', a')                   (reward = log p_prior(a|s) + r_MT/c)
+- g:   log Σ_a' p_prior(a'|s') exp Q_target(s', a')    (reward = r_MT/c; acts by argmax Q + log p_prior)
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import DQN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.dqn.policies import DQNPolicy
+from torch import nn
+
+from notetune.envs.vec_env import MelodyVecEnv
+from notetune.pretrained.model import NoteRNN
+from notetune.rewards.reward_set import RewardSet
+
+
+def prefix_features(model: NoteRNN, observation: torch.Tensor) -> torch.Tensor:
+    """LSTM features after reading each observation's prefix: rows are [t, token_0..token_{L-1}]."""
+    observation = observation.long()
+    length = observation.shape[1] - 1
+    steps = observation[:, 0].clamp(max=length - 1)
+    tokens = observation[:, 1:].clamp(max=model.start_token - 1)  # padding after t is never read
+    start = torch.full((len(tokens), 1), model.start_token, dtype=torch.long, device=tokens.device)
+    features, _ = model.features(torch.cat([start, tokens[:, :-1]], dim=1))
+    return features[torch.arange(len(tokens)), steps]
+
+
+class NoteRNNExtractor(BaseFeaturesExtractor):
+    """The Note RNN's embedding and LSTM, reading the composition so far."""
+
+    def __init__(self, observation_space: spaces.Box, prior: NoteRNN) -> None:
+        super().__init__(observation_space, features_dim=prior.config.hidden_size)
+        self.model = copy.deepcopy(prior)
+        self.model.dropout.p = 0.0
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(True)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return prefix_features(self.model, observations)
+
+
+class NoteRNNQPolicy(DQNPolicy):
+    """DQN policy whose Q-network starts as the Note RNN (Q(s, ·) = prior logits before training)."""
+
+    def __init__(self, *args: Any, prior: NoteRNN, add_prior: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("net_arch", [])
+        kwargs["features_extractor_class"] = NoteRNNExtractor
+        kwargs["features_extractor_kwargs"] = {"prior": prior}
+        kwargs.setdefault("normalize_images", False)
+        self.add_prior = add_prior
+        super().__init__(*args, **kwargs)
+        self.frozen_prior = copy.deepcopy(prior).eval()
+        for parameter in self.frozen_prior.parameters():
+            parameter.requires_grad_(False)
+        with torch.no_grad():
+            for q_net in (self.q_net, self.q_net_target):
+                head = q_net.q_net[0]
+                head.weight.copy_(prior.head.weight)
+                head.bias.copy_(prior.head.bias)
+
+    def prior_log_probs(self, observation: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.log_softmax(self.frozen_prior.head(prefix_features(self.frozen_prior, observation)), -1)
+
+    def _predict(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        q_values = self.q_net(obs)
+        if self.add_prior:
+            q_values = q_values + self.prior_log_probs(obs)
+        return q_values.argmax(dim=1).reshape(-1)
+
+    def export_actor(self) -> NoteRNN:
+        """The Q-network as a Note RNN (softmax of Q is the policy; G adds the prior, see PriorProduct)."""
+        from notetune.pretrained.model import PriorProduct
+
+        actor = copy.deepcopy(self.q_net.features_extractor.model).cpu().eval()
+        with torch.no_grad():
+            actor.head.weight.copy_(self.q_net.q_net[0].weight)
+            actor.head.bias.copy_(self.q_net.q_net[0].bias)
+        for parameter in actor.parameters():
+            parameter.requires_grad_(False)
+        if self.add_prior:
+            return PriorProduct(actor, copy.deepcopy(self.frozen_prior))  # type: ignore[return-value]
+        return actor
+
+
+class RLTunerDQN(DQN):
+    """SB3 DQN with RL Tuner's loss (mean squared TD error) and a pluggable next-state value."""
+
+    target: str = "max"
+
+    def next_state_value(self, next_observations: torch.Tensor) -> torch.Tensor:
+        q_values = self.q_net_target(next_observations)
+        if self.target == "max":
+            return q_values.max(dim=1).values
+        if self.target == "logsumexp":
+            return torch.logsumexp(q_values, dim=1)
+        # G-learning: the prior weights the soft maximum.
+        return torch.logsumexp(q_values + self.policy.prior_log_probs(next_observations), dim=1)
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        losses = []
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            with torch.no_grad():
+                next_values = self.next_state_value(data.next_observations).reshape(-1, 1)
+                targets = data.rewards + (1 - data.dones) * self.gamma * next_values
+            current = torch.gather(self.q_net(data.observations), dim=1, index=data.actions.long())
+            loss = nn.functional.mse_loss(current, targets)
+            losses.append(loss.item())
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", float(np.mean(losses)))
+
+    # Run-state hooks shared with MelodyPPO (the replay buffer is not saved: a resumed run refills it).
+    def get_state(self) -> dict[str, Any]:
+        return {"num_timesteps": self.num_timesteps, "n_updates": self._n_updates}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.num_timesteps = int(state["num_timesteps"])
+        self._n_updates = int(state["n_updates"])
+
+    @property
+    def generator(self) -> torch.Generator:
+        return torch.default_generator
+
+
+class PsiLearning(RLTunerDQN):
+    target = "logsumexp"
+
+
+class GLearning(RLTunerDQN):
+    target = "prior_logsumexp"
+
+
+def build_q_learner(config: Any, prior: NoteRNN, rewards: RewardSet) -> RLTunerDQN:
+    """The dqn/psi/g learner for a TuneConfig, on a MelodyVecEnv of ``config.num_envs`` compositions."""
+    classes = {"dqn": RLTunerDQN, "psi": PsiLearning, "g": GLearning}
+    env = MelodyVecEnv(prior, rewards, config.num_envs, config.length,
+                       log_prior_weight=0.0 if config.algo == "g" else 1.0)
+    return classes[config.algo](
+        NoteRNNQPolicy, env, learning_rate=config.learning_rate, buffer_size=config.buffer_size,
+        learning_starts=config.learning_starts, batch_size=config.batch_size, tau=config.tau,
+        gamma=config.gamma, train_freq=config.train_freq, gradient_steps=1,
+        target_update_interval=config.train_freq, exploration_fraction=config.exploration_fraction,
+        exploration_initial_eps=1.0, exploration_final_eps=config.exploration_final_eps,
+        max_grad_norm=config.max_grad_norm, seed=config.seed, device="cpu",
+        policy_kwargs={"prior": prior, "add_prior": config.algo == "g"})

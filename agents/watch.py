@@ -1,0 +1,152 @@
+"""Watching a tuning run: evaluate a held-out batch, choose the best checkpoint, detect collapse.
+
+Log p_prior alone cannot see collapse (a held-tonic collapse *raises* it), so every evaluation also
+counts distinct melodies and distinct 4-grams, and compares hold and rest shares with the untuned model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.rewards.keys import Key
+from notetune.rewards.reward_set import RewardSet
+from notetune.rewards.statistics import table1_statistics
+
+
+def distinct_ngram_share(tokens: np.ndarray, n: int = 4) -> float:
+    """Distinct token n-grams / all n-grams over the whole set (1 = nothing repeats, ~0 = one loop)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    if tokens.shape[1] < n or len(tokens) == 0:
+        return 0.0
+    windows = np.lib.stride_tricks.sliding_window_view(tokens, n, axis=1).reshape(-1, n)
+    codes = np.zeros(len(windows), dtype=np.int64)
+    for j in range(n):
+        codes = codes * 64 + windows[:, j]
+    return float(len(np.unique(codes)) / len(codes))
+
+
+def music_reward_per_melody(rewards: RewardSet, tokens: np.ndarray,
+                            prior_log_probs: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """Σ_t Σ weight·term for finished compositions, and each term's mean per melody."""
+    num, length = tokens.shape
+    rewards.reset(num)
+    total = np.zeros(num)
+    term_totals: dict[str, float] = {}
+    for t in range(length):
+        terms = rewards.step(tokens, t, None if prior_log_probs is None else prior_log_probs[:, t])
+        total += rewards.total(terms)
+        for name, values in terms.items():
+            term_totals[name] = term_totals.get(name, 0.0) + float(values.mean())
+    return total, term_totals
+
+
+def evaluate_model(model: NoteRNN, prior: NoteRNN, rewards: RewardSet, num: int = 2048, length: int = 32,
+                   seed: int = 12345, key: Key | str = "C major") -> dict[str, float]:
+    """Statistics of ``num`` compositions sampled from ``model`` (a fixed seed, so checkpoints compare)."""
+    tokens, log_probs = sample_tokens(model, num, length, seed=seed, return_log_probs=True)
+    log_prior = log_prior_per_step(prior, tokens)
+    music, terms = music_reward_per_melody(rewards, tokens)
+    stats = table1_statistics(tokens, key=Key.parse(key), vocab=model.vocab)
+    stats.update({
+        "distinct_4gram": distinct_ngram_share(tokens, 4),
+        "log_prior_per_note": float(log_prior.mean()),
+        "kl_per_melody": float((log_probs - log_prior).sum(1).mean()),
+        "music_reward": float(music.mean()),
+    })
+    stats.update({f"reward_{name}": value for name, value in terms.items()})
+    return stats
+
+
+@dataclass
+class SelectionRule:
+    """Which checkpoint is "best": the most music reward among evaluations inside these bounds,
+    measured against the untuned model's evaluation."""
+
+    max_kl: float = 8.0
+    """Largest KL(π‖prior) per composition (nats)."""
+    min_distinct_melodies: float = 0.99
+    """Smallest share of distinct compositions."""
+    min_distinct_4gram_ratio: float = 0.8
+    """Smallest distinct-4gram share relative to the untuned model."""
+    min_hold_ratio: float = 0.75
+    """Smallest hold share relative to the untuned model."""
+    min_rest_ratio: float = 0.5
+    """Smallest rest share relative to the untuned model."""
+    max_log_prior_drop: float = 0.5
+    """Largest drop of mean log p_prior per note below the untuned model (nats)."""
+
+    def violations(self, stats: dict[str, float], baseline: dict[str, float]) -> list[str]:
+        """Human-readable reasons why an evaluation is out of bounds (empty if it is eligible)."""
+        checks = [
+            (stats["kl_per_melody"] <= self.max_kl, f"KL {stats['kl_per_melody']:.2f} > {self.max_kl}"),
+            (stats["distinct_melodies"] >= self.min_distinct_melodies,
+             f"distinct melodies {stats['distinct_melodies']:.3f} < {self.min_distinct_melodies}"),
+            (stats["distinct_4gram"] >= self.min_distinct_4gram_ratio * baseline["distinct_4gram"],
+             f"distinct-4gram {stats['distinct_4gram']:.3f} < {self.min_distinct_4gram_ratio}× untuned"),
+            (stats["hold_share"] >= self.min_hold_ratio * baseline["hold_share"],
+             f"hold share {stats['hold_share']:.3f} < {self.min_hold_ratio}× untuned"),
+            (stats["rest_share"] >= self.min_rest_ratio * baseline["rest_share"],
+             f"rest share {stats['rest_share']:.4f} < {self.min_rest_ratio}× untuned"),
+            (stats["log_prior_per_note"] >= baseline["log_prior_per_note"] - self.max_log_prior_drop,
+             f"log p_prior {stats['log_prior_per_note']:.3f} more than {self.max_log_prior_drop} below untuned"),
+        ]
+        return [reason for ok, reason in checks if not ok]
+
+
+def collapse_reasons(stats: dict[str, float], baseline: dict[str, float]) -> list[str]:
+    """Signs that the policy collapsed onto a few melodies (a run stops on these)."""
+    reasons = []
+    if stats["distinct_melodies"] < 0.5:
+        reasons.append(f"only {stats['distinct_melodies']:.1%} of compositions are distinct")
+    if stats["distinct_4gram"] < 0.5 * baseline["distinct_4gram"]:
+        reasons.append(f"distinct-4gram share fell to {stats['distinct_4gram']:.3f} "
+                       f"(untuned {baseline['distinct_4gram']:.3f})")
+    return reasons
+
+
+@dataclass
+class Watcher:
+    """Keeps the evaluation history, the best eligible evaluation and the early-stopping count."""
+
+    rule: SelectionRule = field(default_factory=SelectionRule)
+    patience: int = 8
+    baseline: dict[str, float] | None = None
+    history: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    stale: int = 0
+
+    def observe(self, step: int, stats: dict[str, float]) -> dict:
+        """Record an evaluation; returns {"eligible", "violations", "improved", "collapse", "stop"}."""
+        if self.baseline is None:
+            self.baseline = dict(stats)
+        violations = self.rule.violations(stats, self.baseline)
+        collapse = collapse_reasons(stats, self.baseline)
+        eligible = not violations
+        improved = eligible and (self.best is None or stats["music_reward"] > self.best["stats"]["music_reward"])
+        if improved:
+            self.best = {"step": step, "stats": dict(stats)}
+            self.stale = 0
+        elif step > 0:
+            self.stale += 1
+        stop_reason = None
+        if collapse:
+            stop_reason = "collapse: " + "; ".join(collapse)
+        elif self.patience and self.stale >= self.patience:
+            stop_reason = f"no better eligible checkpoint in {self.patience} evaluations"
+        record = {"step": step, "stats": dict(stats), "eligible": eligible, "violations": violations,
+                  "improved": improved, "collapse": collapse, "stop": stop_reason}
+        self.history.append(record)
+        return record
+
+    def state_dict(self) -> dict:
+        return {"baseline": self.baseline, "history": self.history, "best": self.best, "stale": self.stale}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.baseline = state["baseline"]
+        self.history = state["history"]
+        self.best = state["best"]
+        self.stale = int(state["stale"])

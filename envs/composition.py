@@ -1,0 +1,82 @@
+"""The state machine shared by the single and the batched environment: a batch of compositions that
+advance together one 16th-note token at a time, scored by the reward set and the frozen prior."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from notetune.rewards.reward_set import RewardSet
+
+from .prior import PriorScorer, StepModel
+
+
+@dataclass
+class StepResult:
+    """Everything one step produced, batched: the fast path reads these arrays directly."""
+
+    reward: np.ndarray
+    """(B,) reward paid to the agent: Σ weight·term (+ log_prior_weight · log p_prior)."""
+    terms: dict[str, np.ndarray]
+    """Unweighted reward terms, (B,) each."""
+    log_prior: np.ndarray
+    """(B,) log p_prior(action | history)."""
+    done: bool
+    """Whether the compositions are complete."""
+
+
+class CompositionBatch:
+    """B compositions of ``length`` steps; observation row = [t, token_0, ..., token_{L-1}] (pad = V)."""
+
+    def __init__(self, prior: StepModel, rewards: RewardSet, batch_size: int, length: int = 32,
+                 log_prior_weight: float = 0.0, primer: np.ndarray | None = None) -> None:
+        if rewards.length != length:
+            raise ValueError(f"the reward set was built for {rewards.length}-step compositions, not {length}")
+        self.prior = PriorScorer(prior)
+        self.rewards = rewards
+        self.batch_size = batch_size
+        self.length = length
+        self.num_actions = prior.num_actions
+        self.pad = prior.num_actions
+        self.log_prior_weight = log_prior_weight
+        self.primer = None if primer is None else np.asarray(primer, dtype=np.int64)
+        self.tokens = np.full((batch_size, length), self.pad, dtype=np.int64)
+        self.t = 0
+
+    def reset(self) -> np.ndarray:
+        self.tokens.fill(self.pad)
+        self.t = 0
+        self.prior.start(self.batch_size, self.primer)
+        self.rewards.reset(self.batch_size)
+        return self.observation()
+
+    def observation(self) -> np.ndarray:
+        obs = np.empty((self.batch_size, self.length + 1), dtype=np.int64)
+        obs[:, 0] = self.t
+        obs[:, 1:] = self.tokens
+        return obs
+
+    @property
+    def prior_log_probs(self) -> np.ndarray:
+        """(B, V) log p_prior of the next token given the compositions so far."""
+        return self.prior.log_probs
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        if self.t >= self.length:
+            raise RuntimeError("the compositions are complete; call reset()")
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.batch_size)
+        if actions.min() < 0 or actions.max() >= self.num_actions:
+            raise ValueError(f"actions must lie in 0..{self.num_actions - 1}, got {actions.min()}..{actions.max()}")
+        prior_log_probs = self.prior.log_probs
+        log_prior = prior_log_probs[np.arange(self.batch_size), actions]
+        self.tokens[:, self.t] = actions
+        terms = self.rewards.step(self.tokens, self.t, prior_log_probs)
+        reward = self.rewards.total(terms)
+        if self.log_prior_weight:
+            reward = reward + self.log_prior_weight * log_prior
+        self.t += 1
+        done = self.t == self.length
+        if not done:
+            self.prior.step(actions)
+        return StepResult(reward, terms, log_prior, done)

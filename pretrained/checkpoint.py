@@ -1,0 +1,123 @@
+"""Save and load Note RNN checkpoints: ``model.safetensors`` + ``config.json`` in one directory.
+
+Weights are read only from safetensors — never from pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .model import NoteRNN, NoteRNNConfig, PriorProduct
+from .vocab import Vocabulary
+
+FORMAT = "notetune.note_rnn"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt, pickled, or does not fit what it is used for."""
+
+
+def save_checkpoint(model: NoteRNN | PriorProduct, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write weights and config atomically (temp file + rename) into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    tmp = directory / (WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, directory / WEIGHTS)
+    architecture = getattr(model, "architecture", "note_rnn")
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": architecture,
+              "model": model.config.to_dict(), **(extra or {})}
+    tmp = directory / (CONFIG + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, directory / CONFIG)
+    return directory
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    directory = Path(directory)
+    if directory.is_file():
+        if directory.suffix in (".pt", ".pth", ".pkl", ".bin", ".ckpt"):
+            raise CheckpointError(
+                f"{directory} is a pickled torch file; notetune loads weights only from safetensors. "
+                "Convert it with safetensors.torch.save_file(torch.load(path, weights_only=True), "
+                "'model.safetensors') and add a config.json")
+        raise CheckpointError(f"{directory} is a file; pass the checkpoint directory (with {WEIGHTS} and {CONFIG})")
+    path = directory / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{directory} is not a checkpoint: {CONFIG} not found")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON: {error}") from error
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a notetune Note RNN checkpoint (format {config.get('format')!r})")
+    return config
+
+
+def find_checkpoint(path: str | Path | None) -> Path:
+    """The checkpoint directory meant by ``path``: ``None``/``"default"`` is the shipped prior, a tuning
+    run directory means its exported model (``RUN/model``)."""
+    if path is None or str(path) == "default":
+        return DEFAULT_CHECKPOINT
+    path = Path(path)
+    if path.is_dir() and not (path / CONFIG).is_file() and (path / "model" / CONFIG).is_file():
+        return path / "model"
+    if not path.exists():
+        raise CheckpointError(f"model {path} not found (give a checkpoint or run directory, or 'default')")
+    return path
+
+
+def load_checkpoint(directory: str | Path | None = None, expected_vocab: Vocabulary | None = None,
+                    ) -> tuple[NoteRNN | PriorProduct, dict[str, Any]]:
+    """The model (eval mode, CPU) and its config. ``None`` loads the shipped default prior."""
+    directory = find_checkpoint(directory)
+    config = read_config(directory)
+    try:
+        model_config = NoteRNNConfig.from_dict(config["model"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{directory / CONFIG} has an invalid model section: {error}") from error
+    if expected_vocab is not None and model_config.vocab != expected_vocab:
+        raise CheckpointError(
+            f"checkpoint {directory} was trained for vocabulary {model_config.vocab} "
+            f"({model_config.vocab.size} tokens) but {expected_vocab} ({expected_vocab.size} tokens) is required")
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{directory} has no {WEIGHTS}")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights} is corrupt or truncated ({error}); restore it or retrain") from error
+    architecture = config.get("architecture", "note_rnn")
+    if architecture == "note_rnn":
+        model: NoteRNN | PriorProduct = NoteRNN(model_config)
+    elif architecture == "prior_product":
+        model = PriorProduct(NoteRNN(model_config), NoteRNN(model_config))
+    else:
+        raise CheckpointError(f"{directory / CONFIG}: unknown architecture {architecture!r}")
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    if expected != found:
+        diff = sorted(n for n in set(expected) | set(found) if expected.get(n) != found.get(n))
+        details = ", ".join(f"{n}: config says {expected.get(n)}, file has {found.get(n)}" for n in diff[:4])
+        raise CheckpointError(f"{weights} does not match {CONFIG}: {details}")
+    model.load_state_dict(tensors)
+    model.eval()
+    return model, config
+
+
+def checkpoint_sha256(directory: str | Path) -> str:
+    from .corpus import file_sha256
+
+    return file_sha256(Path(directory) / WEIGHTS)

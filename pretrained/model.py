@@ -1,0 +1,158 @@
+"""The Note RNN: an LSTM language model over the token vocabulary.
+
+Its public interface is all that later code uses — ``initial_state``, ``step`` (one token for a batch,
+state carried), ``forward`` (a sequence), ``sequence_log_probs`` and ``select_state``/``reset_state``
+for batches of independent melodies. Nothing outside this module needs to know it is an LSTM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .vocab import DEFAULT_VOCABULARY, Vocabulary
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class NoteRNNConfig:
+    """Architecture of a Note RNN; saved in the checkpoint's config.json."""
+
+    vocab: Vocabulary = field(default_factory=lambda: DEFAULT_VOCABULARY)
+    embedding_dim: int = 32
+    hidden_size: int = 128
+    num_layers: int = 1
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["vocab"] = self.vocab.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NoteRNNConfig:
+        data = dict(data)
+        vocab = Vocabulary.from_dict(data.pop("vocab"))
+        known = {"embedding_dim", "hidden_size", "num_layers", "dropout"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model fields {sorted(unknown)}")
+        return cls(vocab=vocab, **data)
+
+
+class NoteRNN(nn.Module):
+    """Embedding → LSTM → linear logits over ``vocab.size`` tokens.
+
+    The input vocabulary has one extra id, ``start_token`` (= vocab.size), fed first so that sampling
+    starts where training melodies start.
+    """
+
+    def __init__(self, config: NoteRNNConfig = NoteRNNConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.vocab = config.vocab
+        self.num_actions = config.vocab.size
+        self.start_token = config.vocab.size
+        self.embedding = nn.Embedding(config.vocab.size + 1, config.embedding_dim)
+        self.lstm = nn.LSTM(config.embedding_dim, config.hidden_size, config.num_layers, batch_first=True,
+                            dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size, config.vocab.size)
+
+    # --------------------------------------------------------------------------------- state
+    def initial_state(self, batch_size: int) -> State:
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        weight = self.head.weight
+        return torch.zeros(shape, dtype=weight.dtype, device=weight.device), torch.zeros(
+            shape, dtype=weight.dtype, device=weight.device)
+
+    @staticmethod
+    def reset_state(state: State, done: torch.Tensor) -> State:
+        """Zero the state of the melodies where ``done`` (B,) is true."""
+        keep = (~done).to(state[0].dtype).view(1, -1, 1)
+        return state[0] * keep, state[1] * keep
+
+    @staticmethod
+    def select_state(state: State, index: torch.Tensor | slice) -> State:
+        return state[0][:, index], state[1][:, index]
+
+    @staticmethod
+    def detach_state(state: State) -> State:
+        return state[0].detach(), state[1].detach()
+
+    # ------------------------------------------------------------------------------- compute
+    def features(self, inputs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """LSTM outputs (B, T, H) for input ids (B, T)."""
+        if state is None:
+            state = self.initial_state(inputs.shape[0])
+        output, state = self.lstm(self.embedding(inputs), state)
+        return output, state
+
+    def forward(self, inputs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Logits (B, T, V) of the next token after each input."""
+        output, state = self.features(inputs, state)
+        return self.head(self.dropout(output)), state
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Log-probabilities (B, V) of the next token after feeding ``tokens`` (B,)."""
+        logits, state = self.forward(tokens.view(-1, 1), state)
+        return torch.log_softmax(logits[:, 0], dim=-1), state
+
+    def start(self, batch_size: int) -> tuple[torch.Tensor, State]:
+        """Log-probabilities of the first token of a melody, and the state after the start token."""
+        device = self.head.weight.device
+        tokens = torch.full((batch_size,), self.start_token, dtype=torch.long, device=device)
+        return self.step(tokens, self.initial_state(batch_size))
+
+    def sequence_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """log p(token_t | start, tokens_<t) for each position of (B, T) melodies, shape (B, T)."""
+        start = torch.full((tokens.shape[0], 1), self.start_token, dtype=torch.long, device=tokens.device)
+        logits, _ = self.forward(torch.cat([start, tokens[:, :-1]], dim=1))
+        return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+class PriorProduct(nn.Module):
+    """π(a|h) ∝ exp(Q(h, a)) · p_prior(a|h): G-learning's policy, a Q-network combined with its prior.
+
+    It offers the same sampling interface as the Note RNN (``start``, ``step``, ``forward``,
+    ``sequence_log_probs``), so tuned G models sample and evaluate like any other checkpoint.
+    """
+
+    architecture = "prior_product"
+
+    def __init__(self, actor: NoteRNN, prior: NoteRNN) -> None:
+        super().__init__()
+        if actor.config != prior.config:
+            raise ValueError("the Q-network and the prior must share one architecture")
+        self.actor = actor
+        self.prior = prior
+        self.config = actor.config
+        self.vocab = actor.vocab
+        self.num_actions = actor.num_actions
+        self.start_token = actor.start_token
+
+    def initial_state(self, batch_size: int):
+        return self.actor.initial_state(batch_size), self.prior.initial_state(batch_size)
+
+    def forward(self, inputs: torch.Tensor, state=None):
+        actor_state, prior_state = state if state is not None else (None, None)
+        q_values, actor_state = self.actor(inputs, actor_state)
+        prior_logits, prior_state = self.prior(inputs, prior_state)
+        return q_values + torch.log_softmax(prior_logits, dim=-1), (actor_state, prior_state)
+
+    def step(self, tokens: torch.Tensor, state):
+        logits, state = self.forward(tokens.view(-1, 1), state)
+        return torch.log_softmax(logits[:, 0], dim=-1), state
+
+    def start(self, batch_size: int):
+        device = self.actor.head.weight.device
+        tokens = torch.full((batch_size,), self.start_token, dtype=torch.long, device=device)
+        return self.step(tokens, self.initial_state(batch_size))
+
+    def sequence_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        start = torch.full((tokens.shape[0], 1), self.start_token, dtype=torch.long, device=tokens.device)
+        logits, _ = self.forward(torch.cat([start, tokens[:, :-1]], dim=1))
+        return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)

@@ -1,0 +1,68 @@
+"""The token vocabulary: one token per 16th note (RL Tuner's encoding).
+
+Token 0 is NOTE_OFF (a rest starts), token 1 is NO_EVENT (the previous event is held),
+tokens 2.. are MIDI pitches ``min_pitch..max_pitch``. The default range 48..83 gives RL Tuner's
+38 classes, where class 14 is C4 (MIDI 60). This module imports neither torch nor music21.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+NOTE_OFF = 0
+NO_EVENT = 1
+NUM_SPECIAL = 2
+
+REST = NOTE_OFF
+HOLD = NO_EVENT
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Pitch range and time grid of a token sequence; saved with every checkpoint."""
+
+    min_pitch: int = 48
+    """Lowest MIDI pitch (token 2)."""
+    max_pitch: int = 83
+    """Highest MIDI pitch (the last token)."""
+    steps_per_quarter: int = 4
+    """Time steps per quarter note (4 = 16th notes)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_pitch <= self.max_pitch <= 127:
+            raise ValueError(f"pitch range {self.min_pitch}..{self.max_pitch} must lie within 0..127")
+        if self.steps_per_quarter < 1:
+            raise ValueError("steps_per_quarter must be at least 1")
+
+    @property
+    def num_pitches(self) -> int:
+        return self.max_pitch - self.min_pitch + 1
+
+    @property
+    def size(self) -> int:
+        """Number of token classes (38 for the default range)."""
+        return NUM_SPECIAL + self.num_pitches
+
+    def pitch_to_token(self, pitch: int | np.ndarray) -> int | np.ndarray:
+        return pitch - self.min_pitch + NUM_SPECIAL
+
+    def token_to_pitch(self, token: int | np.ndarray) -> int | np.ndarray:
+        return token - NUM_SPECIAL + self.min_pitch
+
+    def is_pitch(self, tokens: np.ndarray) -> np.ndarray:
+        return np.asarray(tokens) >= NUM_SPECIAL
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Vocabulary:
+        unknown = set(data) - {"min_pitch", "max_pitch", "steps_per_quarter"}
+        if unknown:
+            raise ValueError(f"unknown vocabulary fields {sorted(unknown)}")
+        return cls(**data)
+
+
+DEFAULT_VOCABULARY = Vocabulary()

@@ -1,0 +1,192 @@
+"""Novelty rewards: push tuned models away from copying the corpus and from collapsing onto one melody.
+
+Note n-grams here are transposition-invariant: the last ``n`` onsets as ``n − 1`` pitch intervals and
+``n − 1`` inter-onset durations (in steps; a rest counts toward the note before it), hashed to one uint64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from notetune.pretrained.vocab import NUM_SPECIAL
+
+from .core import RewardSetup, StatefulReward, StepBatch
+from .registry import reward
+
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio): a cheap, well-mixed hash
+
+
+def hash_note_ngrams(pitches: np.ndarray, onset_times: np.ndarray) -> np.ndarray:
+    """uint64 keys of note n-grams given (..., n) onset pitches and onset times; equal after transposition."""
+    features = np.concatenate([np.diff(pitches, axis=-1), np.diff(onset_times, axis=-1)], axis=-1)
+    features = (features.astype(np.int64) + 1024).astype(np.uint64)  # shift intervals to non-negative
+    key = np.zeros(features.shape[:-1], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in range(features.shape[-1]):
+            key = (key ^ features[..., column]) * _MULTIPLIER
+            key ^= key >> np.uint64(29)
+    return key
+
+
+def corpus_note_ngrams(melodies: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Sorted unique n-gram keys of every window of ``n`` consecutive onsets in the melodies."""
+    if not melodies:
+        return np.zeros(0, dtype=np.uint64)
+    lengths = np.array([len(m) for m in melodies])
+    tokens = np.concatenate([np.asarray(m, dtype=np.int64).ravel() for m in melodies])
+    melody_id = np.repeat(np.arange(len(melodies)), lengths)
+    step = np.arange(tokens.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    onsets = np.flatnonzero(tokens >= NUM_SPECIAL)
+    if onsets.size < n:
+        return np.zeros(0, dtype=np.uint64)
+    windows = np.lib.stride_tricks.sliding_window_view(onsets, n)
+    windows = windows[melody_id[windows[:, 0]] == melody_id[windows[:, -1]]]  # never across two melodies
+    return np.unique(hash_note_ngrams(tokens[windows], step[windows]))
+
+
+class NoteNgramTracker:
+    """The last ``n`` onsets of every melody in a batch, updated one step at a time."""
+
+    def __init__(self, n: int, batch_size: int) -> None:
+        if n < 2:
+            raise ValueError(f"a note n-gram needs at least 2 notes, got n = {n}")
+        self.n = n
+        self.pitches = np.zeros((batch_size, n), dtype=np.int64)
+        self.times = np.zeros((batch_size, n), dtype=np.int64)
+        self.onsets = np.zeros(batch_size, dtype=np.int64)
+
+    def update(self, batch: StepBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Add the action; return (B,) bool "an n-gram ends on this onset" and the (B,) keys (valid there)."""
+        action = batch.action
+        is_onset = action >= NUM_SPECIAL
+        if is_onset.any():
+            rows = np.flatnonzero(is_onset)
+            self.pitches[rows] = np.roll(self.pitches[rows], -1, axis=1)
+            self.times[rows] = np.roll(self.times[rows], -1, axis=1)
+            self.pitches[rows, -1] = action[rows]
+            self.times[rows, -1] = batch.t
+            self.onsets += is_onset
+        complete = is_onset & (self.onsets >= self.n)
+        return complete, hash_note_ngrams(self.pitches, self.times)
+
+
+@reward("corpus_copy")
+class CorpusCopy(StatefulReward):
+    """−1 on each note completing an n-note phrase (intervals + durations, default 8) found in the corpus."""
+
+    penalty = -1.0
+
+    def __init__(self, setup: RewardSetup | None = None, n: int = 8) -> None:
+        super().__init__(setup)
+        if self.setup.corpus is None:
+            raise ValueError(
+                "corpus_copy needs the training melodies: build the reward set with "
+                "RewardSet.from_spec(..., corpus=melodies) (a list of 1-D token arrays)"
+            )
+        self.n = n
+        self.index = corpus_note_ngrams(self.setup.corpus, n)
+        """Sorted hashed n-grams of the corpus; a lookup is a vectorised binary search."""
+
+    def reset(self, batch_size: int) -> None:
+        super().reset(batch_size)
+        self.tracker = NoteNgramTracker(self.n, batch_size)
+
+    def detect(self, batch: StepBatch) -> np.ndarray:
+        """(B,) bool: the onset just played completes an n-gram that occurs in the corpus."""
+        complete, keys = self.tracker.update(batch)
+        if self.index.size == 0:
+            return np.zeros(batch.batch_size, dtype=bool)
+        position = np.minimum(np.searchsorted(self.index, keys), self.index.size - 1)
+        return complete & (self.index[position] == keys)
+
+    def step(self, batch: StepBatch) -> np.ndarray:
+        return np.where(self.detect(batch), self.penalty, 0.0)
+
+
+@reward("count_novelty")
+class CountNovelty(StatefulReward):
+    """β/√N on each note completing an n-gram (default 4 notes) the policy has produced N times in training.
+
+    Counts live in a hashed table (2^20 slots, rare collisions only lower a bonus) and persist across
+    episodes for the life of the reward set; ``reset`` does not clear them.
+    """
+
+    def __init__(
+        self, setup: RewardSetup | None = None, n: int = 4, beta: float = 1.0, table_bits: int = 20
+    ) -> None:
+        super().__init__(setup)
+        self.n, self.beta = n, beta
+        self.counts = np.zeros(1 << table_bits, dtype=np.int64)
+        self._mask = np.uint64((1 << table_bits) - 1)
+
+    def reset(self, batch_size: int) -> None:
+        super().reset(batch_size)
+        self.tracker = NoteNgramTracker(self.n, batch_size)
+
+    def step(self, batch: StepBatch) -> np.ndarray:
+        complete, keys = self.tracker.update(batch)
+        slots = (keys & self._mask).astype(np.int64)
+        np.add.at(self.counts, slots[complete], 1)
+        count = np.maximum(self.counts[slots], 1)
+        return np.where(complete, self.beta / np.sqrt(count), 0.0)
+
+
+@reward("batch_diversity")
+class BatchDiversity:
+    """At the last step: −1 for a melody that another melody of the batch (nearly) duplicates.
+
+    Near means at most ``max_differences`` of the tokens differ (default 2 of 32). Catches a batch-wide
+    collapse; a mode rarer than one melody per batch stays invisible to it.
+    """
+
+    name = "batch_diversity"
+    penalty = -1.0
+
+    def __init__(self, max_differences: int = 2, chunk: int = 256) -> None:
+        self.max_differences, self.chunk = max_differences, chunk
+
+    def near_duplicates(self, compositions: np.ndarray) -> np.ndarray:
+        """(B,) bool: some other composition differs from this one in at most ``max_differences`` tokens."""
+        count = compositions.shape[0]
+        if self.max_differences == 0:
+            _, inverse, counts = np.unique(compositions, axis=0, return_inverse=True, return_counts=True)
+            return counts[inverse.ravel()] > 1
+        found = np.zeros(count, dtype=bool)
+        compact = compositions.astype(np.uint8 if compositions.max(initial=0) < 256 else np.int64)
+        for start in range(0, count, self.chunk):
+            rows = compact[start : start + self.chunk]
+            differences = (rows[:, None, :] != compact[None, :, :]).sum(axis=2)
+            differences[np.arange(rows.shape[0]), np.arange(start, start + rows.shape[0])] = 1 << 30  # self
+            found[start : start + rows.shape[0]] = (differences <= self.max_differences).any(axis=1)
+        return found
+
+    def __call__(self, batch: StepBatch) -> np.ndarray:
+        if not batch.is_last_step:
+            return batch.zeros()
+        return np.where(self.near_duplicates(batch.tokens), self.penalty, 0.0)
+
+
+@reward("surprise_band")
+class SurpriseBand:
+    """+1 when the prior's surprisal of the action, −log p(action), lies in [low, high] nats.
+
+    Too predictable (below ``low``) and too random (above ``high``) both score 0. Needs the prior's
+    log-probabilities, which the environment passes to ``RewardSet.step``.
+    """
+
+    name = "surprise_band"
+
+    def __init__(self, low: float = 0.5, high: float = 3.0) -> None:
+        if not 0 <= low < high:
+            raise ValueError(f"the surprise band needs 0 <= low < high, got [{low}, {high}]")
+        self.low, self.high = low, high
+
+    def __call__(self, batch: StepBatch) -> np.ndarray:
+        if batch.prior_log_probs is None:
+            raise ValueError(
+                "surprise_band needs the prior's log-probabilities: "
+                "call RewardSet.step(tokens, t, prior_log_probs=...)"
+            )
+        surprisal = -batch.prior_log_probs[np.arange(batch.batch_size), batch.action]
+        return ((surprisal >= self.low) & (surprisal <= self.high)).astype(np.float64)

@@ -1,0 +1,216 @@
+"""The statistics of the paper's Table 1, computed by the same detectors the rewards use.
+
+Per-token statistics are fractions of all n × length tokens; per-composition ones fractions of the n
+compositions; ``leaps_resolved`` is resolved / (resolved + doubled); autocorrelations are averaged over the
+compositions whose tokens are not all equal (RL Tuner's nanmean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from notetune.pretrained.vocab import DEFAULT_VOCABULARY, NO_EVENT, NOTE_OFF, Vocabulary
+
+from .core import RewardSetup, StepBatch
+from .keys import Key
+from .notetune_rules import RepeatedOnsets
+from .rl_tuner import (
+    DOUBLED,
+    RESOLVED,
+    Autocorrelation,
+    ExcessiveRepetition,
+    LeapResolution,
+    RepeatedMotif,
+    not_in_key,
+    unique_extremes,
+)
+
+STATISTICS = (
+    "excessively_repeated",
+    "not_in_key",
+    "starts_with_tonic",
+    "leaps_resolved",
+    "unique_max",
+    "unique_min",
+    "in_motif",
+    "in_repeated_motif",
+    "autocorrelation_lag1",
+    "autocorrelation_lag2",
+    "autocorrelation_lag3",
+    "hold_share",
+    "rest_share",
+    "distinct_melodies",
+    "repeated_onsets",
+)
+"""Keys of :func:`table1_statistics`, in table order."""
+
+PAPER_TABLE1: dict[str, dict[str, float]] = {
+    "note_rnn": {
+        "excessively_repeated": 0.633,
+        "autocorrelation_lag1": -0.16,
+        "autocorrelation_lag2": 0.14,
+        "autocorrelation_lag3": -0.13,
+        "not_in_key": 0.001,
+        "starts_with_tonic": 0.009,
+        "leaps_resolved": 0.772,
+        "unique_max": 0.647,
+        "unique_min": 0.494,
+        "in_motif": 0.059,
+        "in_repeated_motif": 0.00007,
+    },
+    "q": {
+        "excessively_repeated": 0.0,
+        "autocorrelation_lag1": -0.11,
+        "autocorrelation_lag2": 0.03,
+        "autocorrelation_lag3": 0.03,
+        "not_in_key": 0.01,
+        "starts_with_tonic": 0.288,
+        "leaps_resolved": 0.911,
+        "unique_max": 0.564,
+        "unique_min": 0.519,
+        "in_motif": 0.757,
+        "in_repeated_motif": 0.0011,
+    },
+    "psi": {
+        "excessively_repeated": 0.0002,
+        "autocorrelation_lag1": -0.10,
+        "autocorrelation_lag2": -0.01,
+        "autocorrelation_lag3": 0.01,
+        "not_in_key": 0.006,
+        "starts_with_tonic": 0.287,
+        "leaps_resolved": 0.90,
+        "unique_max": 0.594,
+        "unique_min": 0.583,
+        "in_motif": 0.738,
+        "in_repeated_motif": 0.0009,
+    },
+    "g": {
+        "excessively_repeated": 0.0003,
+        "autocorrelation_lag1": 0.55,
+        "autocorrelation_lag2": 0.31,
+        "autocorrelation_lag3": 0.17,
+        "not_in_key": 0.287,
+        "starts_with_tonic": 0.0,
+        "leaps_resolved": 0.522,
+        "unique_max": 0.371,
+        "unique_min": 0.565,
+        "in_motif": 0.693,
+        "in_repeated_motif": 0.0001,
+    },
+}
+"""Table 1 of Jaques et al. (2017) as fractions, under the keys of :func:`table1_statistics`."""
+
+PAPER_COLUMN_TITLES = {"note_rnn": "paper Note RNN", "q": "paper Q", "psi": "paper Ψ", "g": "paper G"}
+
+
+def table1_statistics(
+    compositions: np.ndarray,
+    key: Key | str = "C major",
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    paper_token_order: bool = False,
+) -> dict[str, float]:
+    """Table 1's statistics (plus hold/rest shares, distinct melodies, repeated onsets) of (n, length) tokens.
+
+    ``paper_token_order=True`` swaps tokens 0 and 1 before applying the rules: the published Note RNN emitted
+    hold as 0 and rest as 1, so this is how its compositions were scored (and why it shows 63.3% excessive
+    repetition). Hold and rest shares always use notetune's meaning (0 = rest, 1 = hold).
+    """
+    tokens = np.asarray(compositions)
+    if tokens.ndim != 2 or tokens.shape[0] == 0 or tokens.shape[1] < 8:
+        raise ValueError(f"compositions must be (n >= 1, length >= 8) tokens; got shape {tokens.shape}")
+    tokens = tokens.astype(np.int64)
+    if tokens.min() < 0 or tokens.max() >= vocab.size:
+        raise ValueError(f"tokens must be classes 0..{vocab.size - 1}; got {tokens.min()}..{tokens.max()}")
+    key = Key.parse(key)
+    count, length = tokens.shape
+    scored = (
+        np.where(tokens == NOTE_OFF, NO_EVENT, np.where(tokens == NO_EVENT, NOTE_OFF, tokens))
+        if paper_token_order
+        else tokens
+    )
+
+    setup = RewardSetup(key=key, vocab=vocab, length=length)
+    repetition, onsets = ExcessiveRepetition(setup), RepeatedOnsets(setup)
+    autocorrelation, motifs, leaps = Autocorrelation(setup), RepeatedMotif(setup), LeapResolution(setup)
+    for detector in (repetition, onsets, autocorrelation, motifs, leaps):
+        detector.reset(count)
+    totals = dict.fromkeys(
+        ("excessive", "restruck", "not_in_key", "in_motif", "in_repeated", "resolved", "doubled"), 0
+    )
+    rho = np.zeros((3, count))
+    for t in range(length):
+        batch = StepBatch(scored[:, : t + 1], t, key, vocab, length)
+        totals["excessive"] += int(repetition.detect(batch).sum())
+        totals["restruck"] += int(onsets.detect(batch).sum())
+        totals["not_in_key"] += int(not_in_key(batch).sum())
+        repeated, distinct = motifs.detect(batch)
+        totals["in_motif"] += int((distinct >= 3).sum())
+        totals["in_repeated"] += int(repeated.sum())
+        outcome = leaps.detect(batch)
+        totals["resolved"] += int((outcome == RESOLVED).sum())
+        totals["doubled"] += int((outcome == DOUBLED).sum())
+        rho, _ = autocorrelation.coefficients(batch)
+
+    notes = count * length
+    leaps_total = totals["resolved"] + totals["doubled"]
+    unique_high, unique_low = unique_extremes(scored)
+    varied = (scored != scored[:, :1]).any(axis=1)  # RL Tuner's ρ is NaN for a constant composition
+    stats = {
+        "excessively_repeated": totals["excessive"] / notes,
+        "not_in_key": totals["not_in_key"] / notes,
+        "starts_with_tonic": float(np.mean(scored[:, 0] == key.tonic_token(vocab))),
+        "leaps_resolved": totals["resolved"] / leaps_total if leaps_total else float("nan"),
+        "unique_max": float(unique_high.mean()),
+        "unique_min": float(unique_low.mean()),
+        "in_motif": totals["in_motif"] / notes,
+        "in_repeated_motif": totals["in_repeated"] / notes,
+    }
+    for lag in (1, 2, 3):
+        stats[f"autocorrelation_lag{lag}"] = (
+            float(rho[lag - 1][varied].mean()) if varied.any() else float("nan")
+        )
+    stats["hold_share"] = float(np.mean(tokens == NO_EVENT))
+    stats["rest_share"] = float(np.mean(tokens == NOTE_OFF))
+    stats["distinct_melodies"] = _distinct_rows(tokens) / count
+    stats["repeated_onsets"] = totals["restruck"] / notes
+    return {name: float(stats[name]) for name in STATISTICS}
+
+
+def _distinct_rows(tokens: np.ndarray) -> int:
+    rows = np.ascontiguousarray(tokens.astype(np.uint8 if tokens.max() < 256 else np.int64))
+    as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))
+    return int(np.unique(as_bytes).size)
+
+
+def format_table1(
+    rows: Mapping[str, Mapping[str, float]],
+    paper_columns: Sequence[str] = ("note_rnn", "q"),
+    statistics: Sequence[str] = STATISTICS,
+) -> str:
+    """A text table: a column per stats row (e.g. ``{"samples": ..., "corpus": ...}``) beside the paper."""
+    columns = [(title, values) for title, values in rows.items()]
+    columns += [
+        (PAPER_COLUMN_TITLES.get(name, f"paper {name}"), PAPER_TABLE1[name]) for name in paper_columns
+    ]
+    header = ["statistic"] + [title for title, _ in columns]
+    lines = [[name] + [_format_value(name, values.get(name)) for _, values in columns] for name in statistics]
+    widths = [max(len(row[i]) for row in [header] + lines) for i in range(len(header))]
+
+    def render(cells: list[str]) -> str:
+        return "  ".join(
+            [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        )
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([render(header), rule] + [render(line) for line in lines])
+
+
+def _format_value(name: str, value: float | None) -> str:
+    if value is None or not np.isfinite(value):
+        return "–" if value is None else "n/a"
+    if name.startswith("autocorrelation"):
+        return f"{value:+.3f}"
+    if 0 < abs(value) < 0.001:
+        return f"{100 * value:.3f}%"
+    return f"{100 * value:.1f}%"
