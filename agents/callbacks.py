@@ -37,7 +37,7 @@ class TuneCallback(BaseCallback):
 
     @staticmethod
     def _next_multiple(step: int, every: int) -> int:
-        return (step // every + 1) * every if step else 0
+        return (step // every + 1) * every
 
     @property
     def steps_this_session(self) -> int:

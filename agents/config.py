@@ -36,11 +36,11 @@ class TuneConfig:
     """Run directory (config, checkpoints, TensorBoard logs, run.json, exported model/)."""
     kl_mode: Literal["full", "rl_tuner"] = "full"
     """full: reward − β·(log π − log p_prior); rl_tuner: RL Tuner's literal log p_prior + r_MT/c."""
-    kl_coef: float = 5.0
+    kl_coef: float = 15.0
     """β, the KL coefficient (initial value when adaptive)."""
     kl_target: float = 4.0
     """Adaptive β holds this KL(π‖prior) per composition in nats; 0 keeps β fixed."""
-    kl_horizon: float = 1280.0
+    kl_horizon: float = 512.0
     """Compositions over which adaptive β moves by its clipped proportional error."""
     num_envs: int = 256
     """Compositions written in parallel (ppo/a2c) or environments (dqn family: 1 is RL Tuner's)."""
@@ -84,6 +84,16 @@ class TuneConfig:
     """Stop when this many evaluations bring no better eligible checkpoint (0 = never)."""
     max_kl: float = 8.0
     """Selection bound: largest KL per composition of an eligible checkpoint."""
+    min_distinct_melodies: float = 0.99
+    """Selection bound: smallest share of distinct compositions."""
+    min_distinct_4gram_ratio: float = 0.8
+    """Selection bound: smallest distinct-4gram share relative to the untuned model."""
+    min_hold_ratio: float = 0.75
+    """Selection bound: smallest hold share relative to the untuned model."""
+    min_rest_ratio: float = 0.5
+    """Selection bound: smallest rest share relative to the untuned model."""
+    max_log_prior_drop: float = 0.5
+    """Selection bound: largest drop of mean log p_prior per note below the untuned model (nats)."""
     stop_on_alarm: bool = False
     """Stop the run when a reward-hacking alarm fires."""
     alarm_kl: float = 8.0
@@ -102,3 +112,9 @@ class TuneConfig:
     """torch CPU threads."""
     progress: bool = True
     """Show a progress bar."""
+    primer: str = ""
+    """Melody every composition continues (policy and prior read it first; it is not scored): a MIDI file or
+    one item per 16th note, e.g. '60 _ 62 _ 64 _ _ _' (_ holds, r rests). ppo and a2c only."""
+    constraint: list[str] = field(default_factory=list)
+    """Action masks on policy and prior, e.g. 'step:0=C4', 'pitches=C,D,E,G,A', 'rhythm=x...x...'.
+    ppo and a2c only."""

@@ -158,7 +158,7 @@ def build_q_learner(config: Any, prior: NoteRNN, rewards: RewardSet) -> RLTunerD
         NoteRNNQPolicy, env, learning_rate=config.learning_rate, buffer_size=config.buffer_size,
         learning_starts=config.learning_starts, batch_size=config.batch_size, tau=config.tau,
         gamma=config.gamma, train_freq=config.train_freq, gradient_steps=1,
-        target_update_interval=config.train_freq, exploration_fraction=config.exploration_fraction,
+        target_update_interval=max(config.train_freq, config.num_envs), exploration_fraction=config.exploration_fraction,
         exploration_initial_eps=1.0, exploration_final_eps=config.exploration_final_eps,
         max_grad_norm=config.max_grad_norm, seed=config.seed, device="cpu",
         policy_kwargs={"prior": prior, "add_prior": config.algo == "g"})

@@ -12,17 +12,25 @@ from torch import nn
 
 from notetune.pretrained.model import NoteRNN, State
 
+MASKED_LOGIT = -1e9
+"""Logit of an action the constraints forbid: probability exactly 0, and 0·log 0 stays 0 in the entropy."""
+
 
 class MelodyPolicy(BasePolicy):
     """Actor = the Note RNN's weights (its LSTM state is the policy's recurrent state).
 
     Critic = a small head on the actor's *detached* features plus a step embedding, so value learning
     never moves the policy, and the value can depend on the position in the bar.
+
+    ``primer`` (P,) tokens are read after the start token and before step 0, exactly as the environment
+    warms the prior; ``allowed`` (length, V) masks the logits at each step (constraints). With both
+    applied identically to policy and prior, π = prior (KL = 0) before the first update.
     """
 
     def __init__(self, observation_space: spaces.Box, action_space: spaces.Discrete, lr_schedule,
                  prior: NoteRNN, value_hidden: int = 64, optimizer_class=torch.optim.Adam,
-                 optimizer_kwargs: dict | None = None) -> None:
+                 optimizer_kwargs: dict | None = None, primer: np.ndarray | None = None,
+                 allowed: np.ndarray | None = None) -> None:
         super().__init__(observation_space, action_space, optimizer_class=optimizer_class,
                          optimizer_kwargs=optimizer_kwargs or {})
         self.length = int(observation_space.shape[0]) - 1
@@ -37,10 +45,40 @@ class MelodyPolicy(BasePolicy):
         nn.init.zeros_(self.value_out.weight)
         nn.init.zeros_(self.value_out.bias)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        # Plain tensors, not buffers: they come from the run's config, so checkpoints stay weights only.
+        self.primer = torch.as_tensor(np.asarray(primer, dtype=np.int64)) if primer is not None else None
+        self.allowed = torch.as_tensor(np.asarray(allowed, dtype=bool)) if allowed is not None else None
+        if self.allowed is not None and self.allowed.shape != (self.length, self.actor.num_actions):
+            raise ValueError(f"the action mask must be (length, V) = ({self.length}, {self.actor.num_actions}); "
+                             f"got {tuple(self.allowed.shape)}")
 
     @property
     def start_token(self) -> int:
         return self.actor.start_token
+
+    def history_prefix(self, batch_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(B, 1 + P) ids read before the first action: the start token, then the primer."""
+        prefix = torch.full((batch_size, 1), self.start_token, dtype=torch.long, device=device)
+        if self.primer is None:
+            return prefix
+        return torch.cat([prefix, self.primer.to(device).expand(batch_size, -1)], dim=1)
+
+    @torch.no_grad()
+    def warm_state(self, batch_size: int) -> tuple[torch.Tensor, State]:
+        """(tokens to feed at step 0, state) for a rollout: the start token and a zero state, or — with a
+        primer — the primer's last token and the state after reading everything before it."""
+        prefix = self.history_prefix(batch_size, self.actor.head.weight.device)
+        state = self.initial_state(batch_size)
+        if prefix.shape[1] > 1:
+            _, state = self.actor.features(prefix[:, :-1], state)
+        return prefix[:, -1], state
+
+    def mask_logits(self, logits: torch.Tensor, steps: torch.Tensor | int) -> torch.Tensor:
+        """Logits (..., V) with the actions the constraints forbid at ``steps`` set to MASKED_LOGIT."""
+        if self.allowed is None:
+            return logits
+        allowed = self.allowed.to(logits.device)[steps]
+        return logits.masked_fill(~allowed, MASKED_LOGIT)
 
     def _values(self, features: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         hidden = torch.tanh(self.value_in(features.detach()) + self.step_embedding(steps))
@@ -50,18 +88,20 @@ class MelodyPolicy(BasePolicy):
         return self.actor.initial_state(batch_size)
 
     def step(self, last_tokens: torch.Tensor, state: State, t: int) -> tuple[torch.Tensor, torch.Tensor, State]:
-        """(logits (B, V), values (B,), state) after feeding the previous token (the start token at t=0)."""
+        """(logits (B, V), values (B,), state) after feeding the previous token (at t=0: from ``warm_state``)."""
         features, state = self.actor.features(last_tokens.view(-1, 1), state)
         features = features[:, 0]
         steps = torch.full((features.shape[0],), t, dtype=torch.long, device=features.device)
-        return self.actor.head(features), self._values(features, steps), state
+        return self.mask_logits(self.actor.head(features), t), self._values(features, steps), state
 
     def evaluate_sequences(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For complete (B, T) compositions: log π of each token, entropy and value at each step."""
         batch, length = tokens.shape
-        start = torch.full((batch, 1), self.start_token, dtype=torch.long, device=tokens.device)
-        features, _ = self.actor.features(torch.cat([start, tokens[:, :-1]], dim=1))
-        log_probs_all = torch.log_softmax(self.actor.head(features), dim=-1)
+        prefix = self.history_prefix(batch, tokens.device)
+        features, _ = self.actor.features(torch.cat([prefix, tokens[:, :-1]], dim=1))
+        features = features[:, prefix.shape[1] - 1:]
+        logits = self.mask_logits(self.actor.head(features), slice(0, length))
+        log_probs_all = torch.log_softmax(logits, dim=-1)
         log_probs = log_probs_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         entropy = -(log_probs_all.exp() * log_probs_all).sum(-1)
         steps = torch.arange(length, device=tokens.device).expand(batch, length)
@@ -72,9 +112,10 @@ class MelodyPolicy(BasePolicy):
         observation = observation.long().view(-1, self.length + 1)
         steps = observation[:, 0].clamp(max=self.length - 1)
         tokens = observation[:, 1:].clamp(max=self.start_token - 1)
-        start = torch.full((len(tokens), 1), self.start_token, dtype=torch.long, device=tokens.device)
-        features, _ = self.actor.features(torch.cat([start, tokens[:, :-1]], dim=1))
-        logits = self.actor.head(features[torch.arange(len(tokens)), steps])
+        prefix = self.history_prefix(len(tokens), tokens.device)
+        features, _ = self.actor.features(torch.cat([prefix, tokens[:, :-1]], dim=1))
+        logits = self.actor.head(features[torch.arange(len(tokens)), steps + prefix.shape[1] - 1])
+        logits = self.mask_logits(logits, steps)
         if deterministic:
             return logits.argmax(-1)
         return torch.distributions.Categorical(logits=logits).sample()

@@ -74,7 +74,9 @@ class MelodyPPO(OnPolicyAlgorithm):
         super().__init__(
             policy=MelodyPolicy, env=env, learning_rate=learning_rate, n_steps=env.length, gamma=gamma,
             gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
-            use_sde=False, sde_sample_freq=-1, tensorboard_log=tensorboard_log, policy_kwargs={"prior": prior},
+            use_sde=False, sde_sample_freq=-1, tensorboard_log=tensorboard_log,
+            # The policy reads the same primer and constraints as the environment's prior.
+            policy_kwargs={"prior": prior, "primer": env.primer, "allowed": env.allowed},
             verbose=verbose, seed=seed, device=device, _init_setup_model=False,
             supported_action_spaces=(spaces.Discrete,))
         self.n_epochs = n_epochs
@@ -108,8 +110,7 @@ class MelodyPPO(OnPolicyAlgorithm):
         num_envs, length = env.num_envs, env.length
         rollout = MelodyRollout(num_envs, length)
         callback.on_rollout_start()
-        state = self.policy.initial_state(num_envs)
-        last = torch.full((num_envs,), self.policy.start_token, dtype=torch.long)
+        last, state = self.policy.warm_state(num_envs)
         term_sums: dict[str, np.ndarray] = {}
         with torch.no_grad():
             for t in range(length):
@@ -198,9 +199,9 @@ class MelodyPPO(OnPolicyAlgorithm):
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
-                policy_losses.append(float(policy_loss))
-                value_losses.append(float(value_loss))
-                entropies.append(float(entropy_mean))
+                policy_losses.append(policy_loss.item())
+                value_losses.append(value_loss.item())
+                entropies.append(entropy_mean.item())
             if stop:
                 break
         self._n_updates += self.n_epochs

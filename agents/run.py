@@ -19,8 +19,10 @@ import torch
 
 from notetune.envs.vec_env import MelodyVecEnv
 from notetune.pretrained.checkpoint import checkpoint_sha256, find_checkpoint, load_checkpoint, save_checkpoint
+from notetune.pretrained.constraints import ConstraintError, control_inputs
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.transpose import PRIOR_KEY, transpose_to_key
 from notetune.rewards.keys import Key
 from notetune.rewards.reward_set import RewardSet
 
@@ -54,6 +56,16 @@ class TuneRun:
         self.key = Key.parse(config.key)
         self.prior_dir = find_checkpoint(config.prior)
         self.prior, self.prior_config = load_checkpoint(self.prior_dir)
+        # The prior writes in the key its checkpoint records (C major / A minor if none): shift it to the run's.
+        self.prior = transpose_to_key(self.prior, Key.parse(self.prior_config.get("key") or PRIOR_KEY), self.key)
+        try:
+            self.primer, self.allowed = control_inputs(config.primer, config.constraint, config.length,
+                                                       self.prior.vocab)
+        except ConstraintError as error:
+            raise TuneError(str(error)) from error
+        if (self.primer is not None or self.allowed is not None) and config.algo not in ("ppo", "a2c"):
+            raise TuneError(f"--primer and --constraint need --algo ppo or a2c (their policy reads the primer and "
+                            f"masks its actions); {config.algo} explores with unmasked random actions")
         self.corpus_path = DEFAULT_CORPUS if config.corpus == "default" else Path(config.corpus)
         self.corpus = load_corpus(self.corpus_path) if config.corpus != "none" else None
         if self.corpus is not None and self.corpus.vocab != self.prior.vocab:
@@ -61,7 +73,9 @@ class TuneRun:
                             f"{self.prior_dir} uses {self.prior.vocab}")
         self.rewards = self.build_rewards()
         self.eval_rewards = self.build_rewards()
-        self.watcher = Watcher(SelectionRule(max_kl=config.max_kl), patience=config.patience)
+        rule = SelectionRule(config.max_kl, config.min_distinct_melodies, config.min_distinct_4gram_ratio,
+                             config.min_hold_ratio, config.min_rest_ratio, config.max_log_prior_drop)
+        self.watcher = Watcher(rule, patience=config.patience)
         self.elapsed_before = 0.0
         self.algorithm = self.build_algorithm()
         self.resumed_from: str | None = None
@@ -78,7 +92,8 @@ class TuneRun:
             from .ppo import MelodyA2C, MelodyPPO
 
             env = MelodyVecEnv(self.prior, self.rewards, config.num_envs, config.length,
-                               log_prior_weight=1.0 if config.kl_mode == "rl_tuner" else 0.0)
+                               log_prior_weight=1.0 if config.kl_mode == "rl_tuner" else 0.0,
+                               primer=self.primer, allowed=self.allowed)
             kl = KLController(config.kl_coef, config.kl_target or None, config.kl_horizon)
             common = dict(learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
                           ent_coef=config.ent_coef, vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm,

@@ -9,5 +9,12 @@ from .vec_env import MelodyVecEnv, NullMelodyVecEnv
 
 register(id="notetune/Melody-v0", entry_point="notetune.envs.melody_env:MelodyEnv", max_episode_steps=None)
 
-__all__ = ["CompositionBatch", "MelodyEnv", "MelodyVecEnv", "NullMelodyVecEnv", "PriorScorer", "StepResult",
-           "observation_space"]
+__all__ = [
+    "CompositionBatch",
+    "MelodyEnv",
+    "MelodyVecEnv",
+    "NullMelodyVecEnv",
+    "PriorScorer",
+    "StepResult",
+    "observation_space",
+]

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
-
 from notetune.rewards.reward_set import RewardSet
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
 from .composition import CompositionBatch, StepResult
 from .melody_env import observation_space
@@ -47,12 +46,24 @@ class MelodyVecEnv(VecEnv):
     and ``prior_log_probs`` the prior's next-token distribution, for algorithms that read arrays.
     """
 
-    def __init__(self, prior: StepModel, rewards: RewardSet, num_envs: int = 256, length: int = 32,
-                 log_prior_weight: float = 0.0, primer: np.ndarray | None = None) -> None:
-        self.batch = CompositionBatch(prior, rewards, num_envs, length, log_prior_weight, primer)
+    def __init__(
+        self,
+        prior: StepModel,
+        rewards: RewardSet,
+        num_envs: int = 256,
+        length: int = 32,
+        log_prior_weight: float = 0.0,
+        primer: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> None:
+        self.batch = CompositionBatch(prior, rewards, num_envs, length, log_prior_weight, primer, allowed)
         self.length = length
-        super().__init__(num_envs, observation_space(length, self.batch.num_actions),
-                         spaces.Discrete(self.batch.num_actions))
+        self.render_mode = None
+        super().__init__(
+            num_envs,
+            observation_space(length, self.batch.num_actions),
+            spaces.Discrete(self.batch.num_actions),
+        )
         self._actions: np.ndarray | None = None
         self.last_result: StepResult | None = None
         self.last_tokens: np.ndarray | None = None
@@ -64,6 +75,20 @@ class MelodyVecEnv(VecEnv):
     @property
     def rewards(self) -> RewardSet:
         return self.batch.rewards
+
+    @property
+    def primer(self) -> np.ndarray | None:
+        """(P,) tokens every composition continues (the policy must be warmed on them too)."""
+        return self.batch.primer
+
+    @property
+    def allowed(self) -> np.ndarray | None:
+        """(length, V) bool action mask from the constraints, or None."""
+        return self.batch.allowed
+
+    def action_masks(self) -> np.ndarray:
+        """(num_envs, V) bool: the actions allowed now (what sb3-contrib's MaskablePPO reads)."""
+        return self.batch.action_mask()
 
     def reset(self) -> np.ndarray:
         return self.batch.reset()
@@ -95,6 +120,10 @@ class MelodyVecEnv(VecEnv):
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        if (
+            method_name == "action_masks"
+        ):  # one row per environment, as sb3-contrib's get_action_masks expects
+            return list(self.action_masks()[list(self._get_indices(indices))])
         return [getattr(self, method_name)(*method_args, **method_kwargs)] * len(self._get_indices(indices))
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
@@ -108,7 +137,11 @@ class NullMelodyVecEnv(MelodyVecEnv):
     """A do-nothing batched environment of the same shape (zero reward, no prior, no rewards): the
     baseline that measures how much of the training time the environment itself costs."""
 
+    primer = None
+    allowed = None
+
     def __init__(self, num_actions: int, num_envs: int = 256, length: int = 32) -> None:
+        self.render_mode = None
         VecEnv.__init__(self, num_envs, observation_space(length, num_actions), spaces.Discrete(num_actions))
         self.length = length
         self.num_actions = num_actions
@@ -122,6 +155,9 @@ class NullMelodyVecEnv(MelodyVecEnv):
     @property
     def prior_log_probs(self) -> np.ndarray:
         return self._zero_log_probs
+
+    def action_masks(self) -> np.ndarray:
+        return np.ones((self.num_envs, self.num_actions), dtype=bool)
 
     def _observation(self) -> np.ndarray:
         obs = np.empty((self.num_envs, self.length + 1), dtype=np.int64)
@@ -147,4 +183,9 @@ class NullMelodyVecEnv(MelodyVecEnv):
             obs = self.reset()
         else:
             obs = self._observation()
-        return obs, zeros.astype(np.float32), np.full(self.num_envs, done), StepInfos(self.last_result, terminal_obs)  # type: ignore[return-value]
+        return (
+            obs,
+            zeros.astype(np.float32),
+            np.full(self.num_envs, done),
+            StepInfos(self.last_result, terminal_obs),
+        )  # type: ignore[return-value]

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("notetune.scripts.cmd_tune", "fine-tune a prior with reinforcement learning"),
     "compare": ("notetune.scripts.cmd_compare", "an HTML report comparing models, samples and corpora"),
     "listen": ("notetune.scripts.cmd_listen", "blind A/B listening tests"),
+    "sweep": ("notetune.scripts.cmd_sweep", "grid or random search over tuning settings on Ray Tune"),
 }
 
 

@@ -1,0 +1,185 @@
+"""Tuning: the policy starts as the prior, every algorithm learns a toy reward, runs are watched,
+checkpointed, resumed after SIGKILL, and recorded."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from notetune.agents.checkpoints import list_checkpoints, load_latest_checkpoint, save_training_checkpoint
+from notetune.agents.config import TuneConfig
+from notetune.agents.kl import KLController
+from notetune.agents.policy import MelodyPolicy
+from notetune.agents.run import TuneError, TuneRun, load_run
+from notetune.agents.watch import Watcher, distinct_ngram_share, evaluate_model
+from notetune.envs import MelodyVecEnv
+from notetune.pretrained.checkpoint import load_checkpoint
+from notetune.pretrained.sampling import sample_tokens
+from notetune.rewards import RewardSet, UnknownRewardError
+from notetune.rewards.statistics import table1_statistics
+
+TOY_REWARD = '''
+def play_d(tokens, t):
+    """+1 for striking any D (pitch class 2)."""
+    token = int(tokens[t])
+    return float(token >= 2 and (token - 2 + 48) % 12 == 2)
+'''
+
+
+@pytest.fixture
+def toy_reward_module(tmp_path, monkeypatch):
+    (tmp_path / "my_rewards.py").write_text(TOY_REWARD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "my_rewards:play_d"
+
+
+def d_share(model, num=2000):
+    tokens = sample_tokens(model, num, 8, seed=99)
+    return float(np.mean((tokens >= 2) & ((tokens - 2 + 48) % 12 == 2)))
+
+
+def config(tmp_path, prior_dir, corpus_path, **overrides):
+    base = dict(prior=prior_dir, corpus=corpus_path, out=str(tmp_path / "run"), length=8, num_envs=64,
+                steps=8192, max_minutes=0, eval_every=4096, eval_size=256, checkpoint_every=4096, threads=1,
+                progress=False, kl_coef=0.05, kl_target=0.0, learning_rate=3e-3, patience=0, max_kl=100.0)
+    base.update(overrides)
+    return TuneConfig(**base)
+
+
+def test_policy_equals_the_prior_before_the_first_update(tiny_prior):
+    env = MelodyVecEnv(tiny_prior, RewardSet.from_spec("notetune"), num_envs=8)
+    policy = MelodyPolicy(env.observation_space, env.action_space, lambda _: 1e-4, prior=tiny_prior)
+    tokens = torch.randint(0, 38, (16, 32))
+    log_probs, _, _ = policy.evaluate_sequences(tokens)
+    kl_terms = log_probs - tiny_prior.sequence_log_probs(tokens)
+    assert kl_terms.abs().max() < 1e-6
+    assert all(p.requires_grad for p in policy.actor.parameters())
+    assert not any(p.requires_grad for p in tiny_prior.parameters())
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "psi", "g"])
+def test_every_algorithm_learns_a_toy_reward_given_by_dotted_path(algo, tmp_path, tiny_prior, tiny_prior_dir,
+                                                                 tiny_corpus_path, toy_reward_module):
+    # Loose selection bounds: this test is about learning, not about which checkpoint is kept.
+    overrides = {"reward": [f"{toy_reward_module}=3"], "min_distinct_melodies": 0.0, "min_distinct_4gram_ratio": 0.0,
+                 "min_hold_ratio": 0.0, "min_rest_ratio": 0.0, "max_log_prior_drop": 100.0}
+    if algo == "a2c":
+        overrides.update(learning_rate=6e-3)  # one gradient step per rollout
+    if algo in ("dqn", "psi", "g"):
+        overrides.update(num_envs=8, steps=6000, learning_rate=2e-3, learning_starts=200, train_freq=1,
+                         batch_size=32, gamma=0.5, tau=0.05, exploration_fraction=0.3, eval_every=3000,
+                         checkpoint_every=3000)
+    run = TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, algo=algo, **overrides))
+    record = run.run()
+    tuned, _ = load_checkpoint(tmp_path / "run" / "model")
+    before, after = d_share(tiny_prior), d_share(tuned)
+    assert after > before + 0.05, (algo, before, after)
+    assert record["steps"] >= run.config.steps
+    # The reward term was logged under its own name.
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents*"))
+    assert events and b"play_d" in events[0].read_bytes()
+
+
+def test_unknown_reward_fails_before_any_training(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    with pytest.raises(UnknownRewardError, match="did you mean 'tonic'"):
+        TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, reward=["tonik"]))
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    with pytest.raises(TuneError, match="--resume"):
+        TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path))
+
+
+def test_adaptive_kl_moves_beta_toward_the_target():
+    controller = KLController(beta=1.0, target=4.0, horizon=100)
+    controller.update(kl_per_melody=8.0, melodies=100)
+    assert controller.beta == pytest.approx(1.2)
+    controller.update(kl_per_melody=1.0, melodies=50)
+    assert controller.beta == pytest.approx(1.2 * 0.9)
+    fixed = KLController(beta=0.3, target=None)
+    fixed.update(100.0, 1000)
+    assert fixed.beta == 0.3
+
+
+def test_collapse_detector_fires_on_a_collapsed_batch(tiny_prior):
+    diverse = sample_tokens(tiny_prior, 512, 32, seed=0)
+    collapsed = np.tile(diverse[:1], (512, 1))
+
+    def stats(tokens):
+        s = table1_statistics(tokens)
+        s.update(distinct_4gram=distinct_ngram_share(tokens), kl_per_melody=1.0, log_prior_per_note=-1.0,
+                 music_reward=100.0)
+        return s
+
+    watcher = Watcher(patience=0)
+    assert watcher.observe(0, stats(diverse))["stop"] is None
+    record = watcher.observe(1000, stats(collapsed))
+    assert record["stop"].startswith("collapse") and "distinct" in record["stop"]
+    assert not record["eligible"] and watcher.best["step"] == 0
+
+
+def test_evaluation_reports_kl_zero_for_the_prior_itself(tiny_prior):
+    stats = evaluate_model(tiny_prior, tiny_prior, RewardSet.from_spec("notetune"), num=256)
+    assert abs(stats["kl_per_melody"]) < 1e-4
+    assert 0 < stats["distinct_4gram"] <= 1 and stats["log_prior_per_note"] < 0
+
+
+def test_truncated_checkpoint_is_detected_and_the_previous_one_used(tmp_path, tiny_prior):
+    policy = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(policy.parameters())
+    policy(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    save_training_checkpoint(tmp_path, 100, policy, optimizer, {"note": "first"})
+    with torch.no_grad():
+        policy.weight.add_(1.0)
+    save_training_checkpoint(tmp_path, 200, policy, optimizer, {"note": "second"})
+    newest = list_checkpoints(tmp_path)[-1] / "policy.safetensors"
+    newest.write_bytes(newest.read_bytes()[:-10])
+    fresh = torch.nn.Linear(3, 2)
+    state = load_latest_checkpoint(tmp_path, fresh, torch.optim.Adam(fresh.parameters()))
+    assert state["note"] == "first" and state["step"] == 100
+
+
+def test_run_record_says_what_was_chosen_and_why(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    record = TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, steps=4096)).run()
+    saved = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert saved["config"]["algo"] == "ppo" and saved["seed"] == 0
+    assert len(saved["prior"]["sha256"]) == 64 and len(saved["corpus"]["sha256"]) == 64
+    assert saved["versions"]["torch"] and saved["chosen"]["why"]
+    assert saved["evaluations"][0]["step"] == 0 and record["untuned"]["kl_per_melody"] == pytest.approx(0, abs=1e-4)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 4096
+
+
+def test_a_run_killed_with_sigkill_resumes_and_finishes(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    out = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import sys, torch
+        from notetune.scripts.cli import main
+        sys.exit(main(["tune", "--prior", {tiny_prior_dir!r}, "--corpus", {tiny_corpus_path!r}, "--out", {str(out)!r},
+                       "--length", "8", "--num-envs", "64", "--steps", "40960", "--max-minutes", "0",
+                       "--eval-every", "8192", "--eval-size", "128", "--checkpoint-every", "2048",
+                       "--threads", "1", "--no-progress"]))
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list_checkpoints(out / "checkpoints")) < 2:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert list_checkpoints(out / "checkpoints"), "no checkpoint was written before the kill"
+    run = load_run(out)
+    assert 0 < run.algorithm.num_timesteps < 40960
+    record = run.run()
+    assert record["steps"] == 40960 and record["resumed_from"]
+    model, _ = load_checkpoint(out / "model")
+    assert sample_tokens(model, 4, 8).shape == (4, 8)
