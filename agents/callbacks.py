@@ -7,9 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from stable_baselines3.common.callbacks import BaseCallback
-
 from notetune.pretrained.checkpoint import save_checkpoint
+from stable_baselines3.common.callbacks import BaseCallback
 
 from .alarms import check_alarms
 from .checkpoints import save_training_checkpoint
@@ -53,13 +52,26 @@ class TuneCallback(BaseCallback):
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
-                TextColumn("[bold]tune {task.fields[algo]}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[speed]:>8,.0f} steps/s  reward {task.fields[reward]:+.2f}  "
-                           "KL {task.fields[kl]:.2f}  β {task.fields[beta]:.2f}"), TimeElapsedColumn())
+                TextColumn("[bold]tune {task.fields[algo]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(
+                    "{task.fields[speed]:>8,.0f} steps/s  reward {task.fields[reward]:+.2f}  "
+                    "KL {task.fields[kl]:.2f}  β {task.fields[beta]:.2f}"
+                ),
+                TimeElapsedColumn(),
+            )
             self.progress.start()
-            self.task = self.progress.add_task("tune", total=self.run.config.steps,
-                                               completed=self.run.algorithm.num_timesteps,
-                                               algo=self.run.config.algo, speed=0.0, reward=0.0, kl=0.0, beta=0.0)
+            self.task = self.progress.add_task(
+                "tune",
+                total=self.run.config.steps,
+                completed=self.run.algorithm.num_timesteps,
+                algo=self.run.config.algo,
+                speed=0.0,
+                reward=0.0,
+                kl=0.0,
+                beta=0.0,
+            )
         if self.run.algorithm.num_timesteps == 0:
             self.evaluate()
 
@@ -75,10 +87,14 @@ class TuneCallback(BaseCallback):
         steps = algorithm.num_timesteps
         stats = getattr(algorithm, "last_rollout_stats", {})
         if self.progress is not None:
-            self.progress.update(self.task, completed=steps,
-                                 speed=self.steps_this_session / max(time.monotonic() - self.started, 1e-9),
-                                 reward=stats.get("rollout/env_reward_per_melody", 0.0),
-                                 kl=stats.get("rollout/kl_per_melody", 0.0), beta=stats.get("rollout/beta", 0.0))
+            self.progress.update(
+                self.task,
+                completed=steps,
+                speed=self.steps_this_session / max(time.monotonic() - self.started, 1e-9),
+                reward=stats.get("rollout/env_reward_per_melody", 0.0),
+                kl=stats.get("rollout/kl_per_melody", 0.0),
+                beta=stats.get("rollout/beta", 0.0),
+            )
         if steps >= self.next_eval:
             self.evaluate()
             self.next_eval = self._next_multiple(steps, self.run.config.eval_every)
@@ -93,20 +109,43 @@ class TuneCallback(BaseCallback):
     def evaluate(self) -> None:
         run = self.run
         steps = run.algorithm.num_timesteps
-        stats = evaluate_model(run.current_model(), run.prior, run.eval_rewards, run.config.eval_size,
-                               run.config.length, seed=run.config.seed + 12345, key=run.key)
+        stats = evaluate_model(
+            run.current_model(),
+            run.prior,
+            run.eval_rewards,
+            run.config.eval_size,
+            run.config.length,
+            seed=run.config.seed + 12345,
+            key=run.key,
+        )
         record = run.watcher.observe(steps, stats)
         for name, value in stats.items():
             self.logger.record(f"eval/{name}", value)
         self.logger.record("eval/eligible", float(record["eligible"]))
         self.logger.dump(step=steps)
         if record["improved"]:
-            save_checkpoint(run.current_model(), run.out / "best", extra={
-                "key": "C major", "tuned": {"algo": run.config.algo, "step": steps, "reward": run.config.reward,
-                                            "weights": run.config.weights, "rule_key": str(run.key)},
-                "metrics": {k: v for k, v in stats.items() if isinstance(v, int | float)}})
-        fired = check_alarms(stats, run.watcher.baseline or stats, run.config, getattr(
-            run.algorithm, "last_rollout_stats", {}), run.eval_rewards.weights)
+            save_checkpoint(
+                run.current_model(),
+                run.out / "best",
+                extra={
+                    "key": "C major",
+                    "tuned": {
+                        "algo": run.config.algo,
+                        "step": steps,
+                        "reward": run.config.reward,
+                        "weights": run.config.weights,
+                        "rule_key": str(run.key),
+                    },
+                    "metrics": {k: v for k, v in stats.items() if isinstance(v, int | float)},
+                },
+            )
+        fired = check_alarms(
+            stats,
+            run.watcher.baseline or stats,
+            run.config,
+            getattr(run.algorithm, "last_rollout_stats", {}),
+            run.eval_rewards.weights,
+        )
         for alarm in fired:
             alarm["step"] = steps
             self.alarms.append(alarm)
@@ -121,12 +160,14 @@ class TuneCallback(BaseCallback):
             self.stop_reason = record["stop"]
 
     def _print_evaluation(self, steps: int, stats: dict[str, float], record: dict) -> None:
-        line = (f"step {steps:>9,}  music {stats['music_reward']:+7.2f}  KL {stats['kl_per_melody']:5.2f}  "
-                f"log p {stats['log_prior_per_note']:+.3f}  tonic {stats['starts_with_tonic']:.0%}  "
-                f"leaps {stats['leaps_resolved']:.0%}  holds {stats['hold_share']:.0%}  "
-                f"rests {stats['rest_share']:.1%}  distinct {stats['distinct_melodies']:.1%}"
-                + ("  *best*" if record["improved"] else "")
-                + (f"  ({record['violations'][0]})" if record["violations"] else ""))
+        line = (
+            f"step {steps:>9,}  music {stats['music_reward']:+7.2f}  KL {stats['kl_per_melody']:5.2f}  "
+            f"log p {stats['log_prior_per_note']:+.3f}  tonic {stats['starts_with_tonic']:.0%}  "
+            f"leaps {stats['leaps_resolved']:.0%}  holds {stats['hold_share']:.0%}  "
+            f"rests {stats['rest_share']:.1%}  distinct {stats['distinct_melodies']:.1%}"
+            + ("  *best*" if record["improved"] else "")
+            + (f"  ({record['violations'][0]})" if record["violations"] else "")
+        )
         if self.progress is not None:
             self.progress.console.print(line)
         else:
@@ -142,8 +183,13 @@ class TuneCallback(BaseCallback):
             "alarms": self.alarms,
             "generator": algorithm.generator.get_state().tolist() if hasattr(algorithm, "generator") else None,
         }
-        save_training_checkpoint(run.out / "checkpoints", algorithm.num_timesteps, algorithm.policy,
-                                 algorithm.policy.optimizer, state)
+        save_training_checkpoint(
+            run.out / "checkpoints",
+            algorithm.num_timesteps,
+            algorithm.policy,
+            algorithm.policy.optimizer,
+            state,
+        )
 
     def finish(self) -> None:
         """Final evaluation and checkpoint (so a finished run also resumes as finished)."""

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
-
 from notetune.pretrained.corpus import file_sha256
+from safetensors.torch import load_file, save_file
 
 logger = logging.getLogger(__name__)
 FILES = ("policy.safetensors", "optimizer.safetensors", "state.json")
@@ -47,8 +46,14 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], scalars: dict[str, An
     return {"state": state, "param_groups": scalars["param_groups"]}
 
 
-def save_training_checkpoint(directory: str | Path, step: int, policy: torch.nn.Module,
-                             optimizer: torch.optim.Optimizer, state: dict[str, Any], keep: int = 3) -> Path:
+def save_training_checkpoint(
+    directory: str | Path,
+    step: int,
+    policy: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    keep: int = 3,
+) -> Path:
     """Write ``directory/step_<step>`` atomically and keep the newest ``keep`` checkpoints."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -57,8 +62,10 @@ def save_training_checkpoint(directory: str | Path, step: int, policy: torch.nn.
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()},
-              str(tmp / "policy.safetensors"))
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()},
+        str(tmp / "policy.safetensors"),
+    )
     opt_tensors, opt_scalars = _flatten_optimizer(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizer": opt_scalars}) + "\n")
@@ -113,8 +120,9 @@ def verify_checkpoint(path: Path) -> str | None:
     return None
 
 
-def load_latest_checkpoint(directory: str | Path, policy: torch.nn.Module,
-                           optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+def load_latest_checkpoint(
+    directory: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any] | None:
     """Restore the newest valid checkpoint into ``policy`` and ``optimizer``; returns its state (or None)."""
     for path in reversed(list_checkpoints(directory)):
         problem = verify_checkpoint(path)
@@ -123,8 +131,9 @@ def load_latest_checkpoint(directory: str | Path, policy: torch.nn.Module,
             continue
         policy.load_state_dict(load_file(str(path / "policy.safetensors")))
         state = json.loads((path / "state.json").read_text())
-        optimizer.load_state_dict(_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")),
-                                                       state.pop("optimizer")))
+        optimizer.load_state_dict(
+            _unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state.pop("optimizer"))
+        )
         state["path"] = str(path)
         return state
     return None

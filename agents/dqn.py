@@ -15,14 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from notetune.envs.vec_env import MelodyVecEnv
+from notetune.pretrained.model import NoteRNN
+from notetune.rewards.reward_set import RewardSet
 from stable_baselines3 import DQN
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
-
-from notetune.envs.vec_env import MelodyVecEnv
-from notetune.pretrained.model import NoteRNN
-from notetune.rewards.reward_set import RewardSet
 
 
 def prefix_features(model: NoteRNN, observation: torch.Tensor) -> torch.Tensor:
@@ -152,13 +151,26 @@ class GLearning(RLTunerDQN):
 def build_q_learner(config: Any, prior: NoteRNN, rewards: RewardSet) -> RLTunerDQN:
     """The dqn/psi/g learner for a TuneConfig, on a MelodyVecEnv of ``config.num_envs`` compositions."""
     classes = {"dqn": RLTunerDQN, "psi": PsiLearning, "g": GLearning}
-    env = MelodyVecEnv(prior, rewards, config.num_envs, config.length,
-                       log_prior_weight=0.0 if config.algo == "g" else 1.0)
+    env = MelodyVecEnv(
+        prior, rewards, config.num_envs, config.length, log_prior_weight=0.0 if config.algo == "g" else 1.0
+    )
     return classes[config.algo](
-        NoteRNNQPolicy, env, learning_rate=config.learning_rate, buffer_size=config.buffer_size,
-        learning_starts=config.learning_starts, batch_size=config.batch_size, tau=config.tau,
-        gamma=config.gamma, train_freq=config.train_freq, gradient_steps=1,
-        target_update_interval=max(config.train_freq, config.num_envs), exploration_fraction=config.exploration_fraction,
-        exploration_initial_eps=1.0, exploration_final_eps=config.exploration_final_eps,
-        max_grad_norm=config.max_grad_norm, seed=config.seed, device="cpu",
-        policy_kwargs={"prior": prior, "add_prior": config.algo == "g"})
+        NoteRNNQPolicy,
+        env,
+        learning_rate=config.learning_rate,
+        buffer_size=config.buffer_size,
+        learning_starts=config.learning_starts,
+        batch_size=config.batch_size,
+        tau=config.tau,
+        gamma=config.gamma,
+        train_freq=config.train_freq,
+        gradient_steps=1,
+        target_update_interval=max(config.train_freq, config.num_envs),
+        exploration_fraction=config.exploration_fraction,
+        exploration_initial_eps=1.0,
+        exploration_final_eps=config.exploration_final_eps,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        device="cpu",
+        policy_kwargs={"prior": prior, "add_prior": config.algo == "g"},
+    )

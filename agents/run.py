@@ -16,9 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from notetune.envs.vec_env import MelodyVecEnv
-from notetune.pretrained.checkpoint import checkpoint_sha256, find_checkpoint, load_checkpoint, save_checkpoint
+from notetune.pretrained.checkpoint import (
+    checkpoint_sha256,
+    find_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from notetune.pretrained.constraints import ConstraintError, control_inputs
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.model import NoteRNN
@@ -50,8 +54,10 @@ class TuneRun:
         if config.steps <= 0 or config.num_envs <= 0 or config.length < 8:
             raise TuneError("steps and num_envs must be positive and length at least 8")
         if not resume and (self.out / CONFIG_FILE).exists():
-            raise TuneError(f"{self.out} already holds a run; resume it with `notetune tune --resume {self.out}` "
-                            "or choose another --out")
+            raise TuneError(
+                f"{self.out} already holds a run; resume it with `notetune tune --resume {self.out}` "
+                "or choose another --out"
+            )
         torch.set_num_threads(config.threads)
         self.key = Key.parse(config.key)
         self.prior_dir = find_checkpoint(config.prior)
@@ -59,22 +65,33 @@ class TuneRun:
         # The prior writes in the key its checkpoint records (C major / A minor if none): shift it to the run's.
         self.prior = transpose_to_key(self.prior, Key.parse(self.prior_config.get("key") or PRIOR_KEY), self.key)
         try:
-            self.primer, self.allowed = control_inputs(config.primer, config.constraint, config.length,
-                                                       self.prior.vocab)
+            self.primer, self.allowed = control_inputs(
+                config.primer, config.constraint, config.length, self.prior.vocab
+            )
         except ConstraintError as error:
             raise TuneError(str(error)) from error
         if (self.primer is not None or self.allowed is not None) and config.algo not in ("ppo", "a2c"):
-            raise TuneError(f"--primer and --constraint need --algo ppo or a2c (their policy reads the primer and "
-                            f"masks its actions); {config.algo} explores with unmasked random actions")
+            raise TuneError(
+                f"--primer and --constraint need --algo ppo or a2c (their policy reads the primer and "
+                f"masks its actions); {config.algo} explores with unmasked random actions"
+            )
         self.corpus_path = DEFAULT_CORPUS if config.corpus == "default" else Path(config.corpus)
         self.corpus = load_corpus(self.corpus_path) if config.corpus != "none" else None
         if self.corpus is not None and self.corpus.vocab != self.prior.vocab:
-            raise TuneError(f"corpus {self.corpus_path} uses vocabulary {self.corpus.vocab} but the prior "
-                            f"{self.prior_dir} uses {self.prior.vocab}")
+            raise TuneError(
+                f"corpus {self.corpus_path} uses vocabulary {self.corpus.vocab} but the prior "
+                f"{self.prior_dir} uses {self.prior.vocab}"
+            )
         self.rewards = self.build_rewards()
         self.eval_rewards = self.build_rewards()
-        rule = SelectionRule(config.max_kl, config.min_distinct_melodies, config.min_distinct_4gram_ratio,
-                             config.min_hold_ratio, config.min_rest_ratio, config.max_log_prior_drop)
+        rule = SelectionRule(
+            config.max_kl,
+            config.min_distinct_melodies,
+            config.min_distinct_4gram_ratio,
+            config.min_hold_ratio,
+            config.min_rest_ratio,
+            config.max_log_prior_drop,
+        )
         self.watcher = Watcher(rule, patience=config.patience)
         self.elapsed_before = 0.0
         self.algorithm = self.build_algorithm()
@@ -82,26 +99,50 @@ class TuneRun:
 
     # -------------------------------------------------------------------------------- building
     def build_rewards(self) -> RewardSet:
-        return RewardSet.from_spec(self.config.reward, self.config.weights, key=self.key, vocab=self.prior.vocab,
-                                   length=self.config.length,
-                                   corpus=self.corpus.melodies() if self.corpus is not None else None)
+        return RewardSet.from_spec(
+            self.config.reward,
+            self.config.weights,
+            key=self.key,
+            vocab=self.prior.vocab,
+            length=self.config.length,
+            corpus=self.corpus.melodies() if self.corpus is not None else None,
+        )
 
     def build_algorithm(self):
         config = self.config
         if config.algo in ("ppo", "a2c"):
             from .ppo import MelodyA2C, MelodyPPO
 
-            env = MelodyVecEnv(self.prior, self.rewards, config.num_envs, config.length,
-                               log_prior_weight=1.0 if config.kl_mode == "rl_tuner" else 0.0,
-                               primer=self.primer, allowed=self.allowed)
+            env = MelodyVecEnv(
+                self.prior,
+                self.rewards,
+                config.num_envs,
+                config.length,
+                log_prior_weight=1.0 if config.kl_mode == "rl_tuner" else 0.0,
+                primer=self.primer,
+                allowed=self.allowed,
+            )
             kl = KLController(config.kl_coef, config.kl_target or None, config.kl_horizon)
-            common = dict(learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
-                          ent_coef=config.ent_coef, vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm,
-                          kl_mode="none" if config.kl_mode == "rl_tuner" else "full", kl_controller=kl,
-                          seed=config.seed)
+            common = dict(
+                learning_rate=config.learning_rate,
+                gamma=config.gamma,
+                gae_lambda=config.gae_lambda,
+                ent_coef=config.ent_coef,
+                vf_coef=config.vf_coef,
+                max_grad_norm=config.max_grad_norm,
+                kl_mode="none" if config.kl_mode == "rl_tuner" else "full",
+                kl_controller=kl,
+                seed=config.seed,
+            )
             if config.algo == "ppo":
-                return MelodyPPO(env, self.prior, n_epochs=config.n_epochs, batch_size=config.batch_size,
-                                 clip_range=config.clip_range, **common)
+                return MelodyPPO(
+                    env,
+                    self.prior,
+                    n_epochs=config.n_epochs,
+                    batch_size=config.batch_size,
+                    clip_range=config.clip_range,
+                    **common,
+                )
             return MelodyA2C(env, self.prior, **common)
         from .dqn import build_q_learner
 
@@ -124,8 +165,12 @@ class TuneRun:
         callback = TuneCallback(self)
         started = time.monotonic()
         if remaining > 0:
-            self.algorithm.learn(total_timesteps=remaining, callback=callback,
-                                 reset_num_timesteps=self.algorithm.num_timesteps == 0, log_interval=1)
+            self.algorithm.learn(
+                total_timesteps=remaining,
+                callback=callback,
+                reset_num_timesteps=self.algorithm.num_timesteps == 0,
+                log_interval=1,
+            )
         callback.finish()
         return self.finish(callback, time.monotonic() - started)
 
@@ -133,10 +178,13 @@ class TuneRun:
         best = self.watcher.best
         if best is None and self.watcher.history:
             # Nothing met every bound: take the evaluation with the fewest violations, then the most reward.
-            ranked = sorted(self.watcher.history,
-                            key=lambda r: (len(r["violations"]), -r["stats"]["music_reward"]))
-            best = {"step": ranked[0]["step"], "stats": ranked[0]["stats"], "fallback": True,
-                    "violations": ranked[0]["violations"]}
+            ranked = sorted(self.watcher.history, key=lambda r: (len(r["violations"]), -r["stats"]["music_reward"]))
+            best = {
+                "step": ranked[0]["step"],
+                "stats": ranked[0]["stats"],
+                "fallback": True,
+                "violations": ranked[0]["violations"],
+            }
         chosen_dir = self.out / "best"
         export_dir = self.out / "model"
         if best is not None and (chosen_dir / "model.safetensors").is_file() and not best.get("fallback"):
@@ -155,8 +203,8 @@ class TuneRun:
             f"distinct-4gram ≥ {self.watcher.rule.min_distinct_4gram_ratio}× untuned, hold share ≥ "
             f"{self.watcher.rule.min_hold_ratio}× and rest share ≥ {self.watcher.rule.min_rest_ratio}× untuned, "
             f"log p_prior within {self.watcher.rule.max_log_prior_drop} nat of untuned"
-            if best and not best.get("fallback") else
-            "no evaluation met every bound; exported the final policy"
+            if best and not best.get("fallback")
+            else "no evaluation met every bound; exported the final policy"
         )
         total_seconds = self.elapsed_before + seconds
         record = {
@@ -171,8 +219,7 @@ class TuneRun:
             "steps_per_second": round(callback.steps_this_session / max(seconds, 1e-9), 1),
             "stop_reason": callback.stop_reason or "completed the configured steps",
             "resumed_from": self.resumed_from,
-            "chosen": {"step": best["step"] if best else None, "why": why,
-                       "path": str(export_dir)},
+            "chosen": {"step": best["step"] if best else None, "why": why, "path": str(export_dir)},
             "untuned": self.watcher.baseline,
             "final_metrics": best["stats"] if best else None,
             "alarms": callback.alarms,
@@ -185,12 +232,22 @@ class TuneRun:
 
     def export(self, directory: Path, step: int, stats: dict[str, Any]) -> None:
         """Write the current policy as a Note RNN checkpoint that `sample` and `evaluate` accept."""
-        save_checkpoint(self.current_model(), directory, extra={
-            "key": "C major",
-            "tuned": {"algo": self.config.algo, "step": step, "reward": self.config.reward,
-                      "weights": self.config.weights, "rule_key": str(self.key), "from_prior": str(self.prior_dir)},
-            "metrics": {k: v for k, v in stats.items() if isinstance(v, int | float)},
-        })
+        save_checkpoint(
+            self.current_model(),
+            directory,
+            extra={
+                "key": "C major",
+                "tuned": {
+                    "algo": self.config.algo,
+                    "step": step,
+                    "reward": self.config.reward,
+                    "weights": self.config.weights,
+                    "rule_key": str(self.key),
+                    "from_prior": str(self.prior_dir),
+                },
+                "metrics": {k: v for k, v in stats.items() if isinstance(v, int | float)},
+            },
+        )
 
 
 def load_run(directory: str | Path) -> TuneRun:
@@ -221,8 +278,9 @@ def load_run(directory: str | Path) -> TuneRun:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None

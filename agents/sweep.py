@@ -10,6 +10,7 @@ Ray is imported only inside :func:`run_sweep` and :func:`run_trial`, so the rest
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import time
@@ -124,6 +125,15 @@ def is_sweep_dir(path: str | Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- Ray
+def require_ray() -> None:
+    """Fail with the install command when Ray (the ``sweep`` extra) is missing."""
+    try:
+        importlib.import_module("ray")
+        importlib.import_module("ray.tune")  # `ray` alone lacks Tune's dependencies (pandas, pyarrow)
+    except ImportError as error:
+        raise SweepError(f"Ray is not installed; sweeps need the sweep extra: {INSTALL_HINT}") from error
+
+
 def run_trial(ray_config: dict[str, Any], trials: dict[str, Trial], sweep_dir: str) -> None:
     """Ray Tune function trainable: run (or resume) one trial's TuneRun and report its final metrics."""
     from ray import tune
@@ -195,6 +205,7 @@ def run_sweep(
         param_space={"trial": tune.grid_search([t.name for t in todo])},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=workers if address else None,
+            reuse_actors=True,  # one process per CPU for the whole sweep: torch imports once, not per trial
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
         ),

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
 from notetune.rewards.keys import Key
@@ -29,8 +28,9 @@ def distinct_ngram_share(tokens: np.ndarray, n: int = 4) -> float:
     return float(len(np.unique(codes)) / len(codes))
 
 
-def music_reward_per_melody(rewards: RewardSet, tokens: np.ndarray,
-                            prior_log_probs: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+def music_reward_per_melody(
+    rewards: RewardSet, tokens: np.ndarray, prior_log_probs: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, float]]:
     """Σ_t Σ weight·term for finished compositions, and each term's mean per melody."""
     num, length = tokens.shape
     rewards.reset(num)
@@ -44,19 +44,28 @@ def music_reward_per_melody(rewards: RewardSet, tokens: np.ndarray,
     return total, term_totals
 
 
-def evaluate_model(model: NoteRNN, prior: NoteRNN, rewards: RewardSet, num: int = 2048, length: int = 32,
-                   seed: int = 12345, key: Key | str = "C major") -> dict[str, float]:
+def evaluate_model(
+    model: NoteRNN,
+    prior: NoteRNN,
+    rewards: RewardSet,
+    num: int = 2048,
+    length: int = 32,
+    seed: int = 12345,
+    key: Key | str = "C major",
+) -> dict[str, float]:
     """Statistics of ``num`` compositions sampled from ``model`` (a fixed seed, so checkpoints compare)."""
     tokens, log_probs = sample_tokens(model, num, length, seed=seed, return_log_probs=True)
     log_prior = log_prior_per_step(prior, tokens)
     music, terms = music_reward_per_melody(rewards, tokens)
     stats = table1_statistics(tokens, key=Key.parse(key), vocab=model.vocab)
-    stats.update({
-        "distinct_4gram": distinct_ngram_share(tokens, 4),
-        "log_prior_per_note": float(log_prior.mean()),
-        "kl_per_melody": float((log_probs - log_prior).sum(1).mean()),
-        "music_reward": float(music.mean()),
-    })
+    stats.update(
+        {
+            "distinct_4gram": distinct_ngram_share(tokens, 4),
+            "log_prior_per_note": float(log_prior.mean()),
+            "kl_per_melody": float((log_probs - log_prior).sum(1).mean()),
+            "music_reward": float(music.mean()),
+        }
+    )
     stats.update({f"reward_{name}": value for name, value in terms.items()})
     return stats
 
@@ -83,16 +92,26 @@ class SelectionRule:
         """Human-readable reasons why an evaluation is out of bounds (empty if it is eligible)."""
         checks = [
             (stats["kl_per_melody"] <= self.max_kl, f"KL {stats['kl_per_melody']:.2f} > {self.max_kl}"),
-            (stats["distinct_melodies"] >= self.min_distinct_melodies,
-             f"distinct melodies {stats['distinct_melodies']:.3f} < {self.min_distinct_melodies}"),
-            (stats["distinct_4gram"] >= self.min_distinct_4gram_ratio * baseline["distinct_4gram"],
-             f"distinct-4gram {stats['distinct_4gram']:.3f} < {self.min_distinct_4gram_ratio}× untuned"),
-            (stats["hold_share"] >= self.min_hold_ratio * baseline["hold_share"],
-             f"hold share {stats['hold_share']:.3f} < {self.min_hold_ratio}× untuned"),
-            (stats["rest_share"] >= self.min_rest_ratio * baseline["rest_share"],
-             f"rest share {stats['rest_share']:.4f} < {self.min_rest_ratio}× untuned"),
-            (stats["log_prior_per_note"] >= baseline["log_prior_per_note"] - self.max_log_prior_drop,
-             f"log p_prior {stats['log_prior_per_note']:.3f} more than {self.max_log_prior_drop} below untuned"),
+            (
+                stats["distinct_melodies"] >= self.min_distinct_melodies,
+                f"distinct melodies {stats['distinct_melodies']:.3f} < {self.min_distinct_melodies}",
+            ),
+            (
+                stats["distinct_4gram"] >= self.min_distinct_4gram_ratio * baseline["distinct_4gram"],
+                f"distinct-4gram {stats['distinct_4gram']:.3f} < {self.min_distinct_4gram_ratio}× untuned",
+            ),
+            (
+                stats["hold_share"] >= self.min_hold_ratio * baseline["hold_share"],
+                f"hold share {stats['hold_share']:.3f} < {self.min_hold_ratio}× untuned",
+            ),
+            (
+                stats["rest_share"] >= self.min_rest_ratio * baseline["rest_share"],
+                f"rest share {stats['rest_share']:.4f} < {self.min_rest_ratio}× untuned",
+            ),
+            (
+                stats["log_prior_per_note"] >= baseline["log_prior_per_note"] - self.max_log_prior_drop,
+                f"log p_prior {stats['log_prior_per_note']:.3f} more than {self.max_log_prior_drop} below untuned",
+            ),
         ]
         return [reason for ok, reason in checks if not ok]
 
@@ -103,8 +122,9 @@ def collapse_reasons(stats: dict[str, float], baseline: dict[str, float]) -> lis
     if stats["distinct_melodies"] < 0.5:
         reasons.append(f"only {stats['distinct_melodies']:.1%} of compositions are distinct")
     if stats["distinct_4gram"] < 0.5 * baseline["distinct_4gram"]:
-        reasons.append(f"distinct-4gram share fell to {stats['distinct_4gram']:.3f} "
-                       f"(untuned {baseline['distinct_4gram']:.3f})")
+        reasons.append(
+            f"distinct-4gram share fell to {stats['distinct_4gram']:.3f} (untuned {baseline['distinct_4gram']:.3f})"
+        )
     return reasons
 
 
@@ -137,8 +157,15 @@ class Watcher:
             stop_reason = "collapse: " + "; ".join(collapse)
         elif self.patience and self.stale >= self.patience:
             stop_reason = f"no better eligible checkpoint in {self.patience} evaluations"
-        record = {"step": step, "stats": dict(stats), "eligible": eligible, "violations": violations,
-                  "improved": improved, "collapse": collapse, "stop": stop_reason}
+        record = {
+            "step": step,
+            "stats": dict(stats),
+            "eligible": eligible,
+            "violations": violations,
+            "improved": improved,
+            "collapse": collapse,
+            "stop": stop_reason,
+        }
         self.history.append(record)
         return record
 

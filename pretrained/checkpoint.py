@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -37,8 +36,13 @@ def save_checkpoint(model: NoteRNN | PriorProduct, directory: str | Path, extra:
     save_file(tensors, str(tmp))
     os.replace(tmp, directory / WEIGHTS)
     architecture = getattr(model, "architecture", "note_rnn")
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": architecture,
-              "model": model.config.to_dict(), **(extra or {})}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture,
+        "model": model.config.to_dict(),
+        **(extra or {}),
+    }
     tmp = directory / (CONFIG + ".tmp")
     tmp.write_text(json.dumps(config, indent=2) + "\n")
     os.replace(tmp, directory / CONFIG)
@@ -52,7 +56,8 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             raise CheckpointError(
                 f"{directory} is a pickled torch file; notetune loads weights only from safetensors. "
                 "Convert it with safetensors.torch.save_file(torch.load(path, weights_only=True), "
-                "'model.safetensors') and add a config.json")
+                "'model.safetensors') and add a config.json"
+            )
         raise CheckpointError(f"{directory} is a file; pass the checkpoint directory (with {WEIGHTS} and {CONFIG})")
     path = directory / CONFIG
     if not path.is_file():
@@ -79,8 +84,10 @@ def find_checkpoint(path: str | Path | None) -> Path:
     return path
 
 
-def load_checkpoint(directory: str | Path | None = None, expected_vocab: Vocabulary | None = None,
-                    ) -> tuple[NoteRNN | PriorProduct, dict[str, Any]]:
+def load_checkpoint(
+    directory: str | Path | None = None,
+    expected_vocab: Vocabulary | None = None,
+) -> tuple[NoteRNN | PriorProduct, dict[str, Any]]:
     """The model (eval mode, CPU) and its config. ``None`` loads the shipped default prior."""
     directory = find_checkpoint(directory)
     config = read_config(directory)
@@ -91,7 +98,8 @@ def load_checkpoint(directory: str | Path | None = None, expected_vocab: Vocabul
     if expected_vocab is not None and model_config.vocab != expected_vocab:
         raise CheckpointError(
             f"checkpoint {directory} was trained for vocabulary {model_config.vocab} "
-            f"({model_config.vocab.size} tokens) but {expected_vocab} ({expected_vocab.size} tokens) is required")
+            f"({model_config.vocab.size} tokens) but {expected_vocab} ({expected_vocab.size} tokens) is required"
+        )
     weights = directory / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{directory} has no {WEIGHTS}")

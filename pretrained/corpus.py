@@ -186,7 +186,10 @@ def analyze_key(notes: list[NoteEvent], steps_per_quarter: int = 4) -> tuple[int
 
     s = stream.Stream()
     for n in notes:
-        s.insert(n.start / steps_per_quarter, note.Note(n.pitch, quarterLength=(n.end - n.start) / steps_per_quarter))
+        s.insert(
+            n.start / steps_per_quarter,
+            note.Note(n.pitch, quarterLength=(n.end - n.start) / steps_per_quarter),
+        )
     k = s.analyze("key")
     return int(k.tonic.pitchClass), str(k.mode)
 
@@ -280,8 +283,13 @@ def _parse_midi(job: Job, vocab: Vocabulary) -> Melody | Skipped:
 # ---------------------------------------------------------------------------------------- build
 
 
-def build_corpus(jobs: Iterable[Job], out: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY,
-                 workers: int | None = None, progress: bool = True) -> BuildSummary:
+def build_corpus(
+    jobs: Iterable[Job],
+    out: str | Path,
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    workers: int | None = None,
+    progress: bool = True,
+) -> BuildSummary:
     """Parse every job (in parallel), drop duplicates and write the token file and a JSON summary beside it."""
     jobs = list(jobs)
     workers = workers or min(2, os.cpu_count() or 1)
@@ -318,7 +326,8 @@ def build_corpus(jobs: Iterable[Job], out: str | Path, vocab: Vocabulary = DEFAU
     if not unique:
         raise CorpusError(
             f"the corpus is empty: {len(jobs)} inputs gave no usable melody "
-            f"(skipped: {dict(summary.skipped) or 'none'}); add MIDI files or music21 collections")
+            f"(skipped: {dict(summary.skipped) or 'none'}); add MIDI files or music21 collections"
+        )
     write_corpus(unique, out, vocab, summary)
     return summary
 
@@ -344,7 +353,9 @@ def write_corpus(melodies: list[Melody], out: str | Path, vocab: Vocabulary, sum
     tokens = np.concatenate([m.tokens for m in melodies]).astype(np.uint8)
     tmp = out.with_suffix(".tmp.npz")
     np.savez_compressed(
-        tmp, tokens=tokens, offsets=offsets,
+        tmp,
+        tokens=tokens,
+        offsets=offsets,
         source=np.array([m.source for m in melodies]),
         original_key=np.array([m.original_key for m in melodies]),
         transposition=np.array([m.transposition for m in melodies], dtype=np.int8),
@@ -354,8 +365,9 @@ def write_corpus(melodies: list[Melody], out: str | Path, vocab: Vocabulary, sum
     summary.melodies = len(melodies)
     summary.tokens = int(len(tokens))
     summary.rounded_to_grid = sum(m.rounded for m in melodies)
-    summary.sources = Counter(m.source.split("/")[0] if "#" in m.source or m.source.count("/") else "midi"
-                              for m in melodies)
+    summary.sources = Counter(
+        m.source.split("/")[0] if "#" in m.source or m.source.count("/") else "midi" for m in melodies
+    )
     summary.token_shares = {
         "hold": round(float(np.mean(tokens == 1)), 4),
         "rest": round(float(np.mean(tokens == 0)), 4),
@@ -390,7 +402,7 @@ class Corpus:
         return len(self.offsets) - 1
 
     def melody(self, index: int) -> np.ndarray:
-        return self.tokens[self.offsets[index]:self.offsets[index + 1]]
+        return self.tokens[self.offsets[index] : self.offsets[index + 1]]
 
     def melodies(self) -> list[np.ndarray]:
         return [self.melody(i) for i in range(len(self))]
@@ -402,7 +414,7 @@ class Corpus:
         for i in range(len(self)):
             melody = self.melody(i)
             starts = [0] if from_start_only else range(0, len(melody) - length + 1, step)
-            rows.extend(melody[s:s + length] for s in starts if s + length <= len(melody))
+            rows.extend(melody[s : s + length] for s in starts if s + length <= len(melody))
         return canonicalize(np.stack(rows)) if rows else np.zeros((0, length), dtype=np.int64)
 
 
@@ -417,4 +429,6 @@ def load_corpus(path: str | Path) -> Corpus:
                 raise ValueError(f"token {int(data['tokens'].max())} is outside its vocabulary of {vocab.size}")
             return Corpus(data["tokens"].astype(np.int64), data["offsets"], data["source"], vocab, file_sha256(path))
     except (KeyError, ValueError, OSError) as error:
-        raise CorpusError(f"{path} is not a notetune corpus file ({error}); rebuild it with `notetune corpus build`") from error
+        raise CorpusError(
+            f"{path} is not a notetune corpus file ({error}); rebuild it with `notetune corpus build`"
+        ) from error

@@ -50,8 +50,9 @@ def tokens_to_notes(tokens: Iterable[int], vocab: Vocabulary = DEFAULT_VOCABULAR
     return notes
 
 
-def notes_to_tokens(notes: Iterable[NoteEvent], vocab: Vocabulary = DEFAULT_VOCABULARY,
-                    length: int | None = None) -> np.ndarray:
+def notes_to_tokens(
+    notes: Iterable[NoteEvent], vocab: Vocabulary = DEFAULT_VOCABULARY, length: int | None = None
+) -> np.ndarray:
     """Tokens of a monophonic note list (the top line wins where notes start together).
 
     A note lasts until its end or until the next onset, whichever comes first. Pitches must lie in the
@@ -80,7 +81,7 @@ def notes_to_tokens(notes: Iterable[NoteEvent], vocab: Vocabulary = DEFAULT_VOCA
         next_start = ordered[i + 1].start if i + 1 < len(ordered) else total
         end = min(max(note.end, note.start + 1), next_start, total)
         tokens[note.start] = vocab.pitch_to_token(note.pitch)
-        tokens[note.start + 1:end] = NO_EVENT
+        tokens[note.start + 1 : end] = NO_EVENT
         if end < next_start and end < total:
             tokens[end] = NOTE_OFF
     return tokens
@@ -107,17 +108,26 @@ def canonicalize(tokens: np.ndarray) -> np.ndarray:
     return tokens
 
 
-def tokens_to_pretty_midi(tokens: Iterable[int], vocab: Vocabulary = DEFAULT_VOCABULARY,
-                          tempo: float = DEFAULT_TEMPO, program: int = DEFAULT_PROGRAM,
-                          velocity: int = DEFAULT_VELOCITY) -> pretty_midi.PrettyMIDI:
+def tokens_to_pretty_midi(
+    tokens: Iterable[int],
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    tempo: float = DEFAULT_TEMPO,
+    program: int = DEFAULT_PROGRAM,
+    velocity: int = DEFAULT_VELOCITY,
+) -> pretty_midi.PrettyMIDI:
     """A one-instrument PrettyMIDI of the melody at a fixed tempo."""
     pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=tempo)
     instrument = pretty_midi.Instrument(program=program, name="melody")
     seconds_per_step = 60.0 / tempo / vocab.steps_per_quarter
     for note in tokens_to_notes(tokens, vocab):
-        instrument.notes.append(pretty_midi.Note(velocity=velocity, pitch=note.pitch,
-                                                 start=note.start * seconds_per_step,
-                                                 end=note.end * seconds_per_step))
+        instrument.notes.append(
+            pretty_midi.Note(
+                velocity=velocity,
+                pitch=note.pitch,
+                start=note.start * seconds_per_step,
+                end=note.end * seconds_per_step,
+            )
+        )
     pm.instruments.append(instrument)
     return pm
 
@@ -133,8 +143,9 @@ def choose_melody_instrument(pm: pretty_midi.PrettyMIDI) -> pretty_midi.Instrume
     return max(candidates, key=lambda inst: float(np.mean([n.pitch for n in inst.notes])))
 
 
-def pretty_midi_to_notes(pm: pretty_midi.PrettyMIDI, steps_per_quarter: int = 4,
-                         instrument: pretty_midi.Instrument | None = None) -> list[NoteEvent]:
+def pretty_midi_to_notes(
+    pm: pretty_midi.PrettyMIDI, steps_per_quarter: int = 4, instrument: pretty_midi.Instrument | None = None
+) -> list[NoteEvent]:
     """Notes of the melodic track on the step grid (tempo changes respected via MIDI ticks)."""
     instrument = instrument or choose_melody_instrument(pm)
     if instrument is None:
@@ -148,14 +159,19 @@ def pretty_midi_to_notes(pm: pretty_midi.PrettyMIDI, steps_per_quarter: int = 4,
     return notes
 
 
-def pretty_midi_to_tokens(pm: pretty_midi.PrettyMIDI, vocab: Vocabulary = DEFAULT_VOCABULARY,
-                          length: int | None = None) -> np.ndarray:
+def pretty_midi_to_tokens(
+    pm: pretty_midi.PrettyMIDI, vocab: Vocabulary = DEFAULT_VOCABULARY, length: int | None = None
+) -> np.ndarray:
     """Tokens of the melodic track, from step 0 of the file."""
     return notes_to_tokens(pretty_midi_to_notes(pm, vocab.steps_per_quarter), vocab, length)
 
 
-def write_midi(tokens: Iterable[int], path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY,
-               tempo: float = DEFAULT_TEMPO) -> Path:
+def write_midi(
+    tokens: Iterable[int],
+    path: str | Path,
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    tempo: float = DEFAULT_TEMPO,
+) -> Path:
     path = Path(path)
     tokens_to_pretty_midi(tokens, vocab, tempo).write(str(path))
     return path
@@ -196,8 +212,9 @@ def tokens_to_music21(tokens: Iterable[int], vocab: Vocabulary = DEFAULT_VOCABUL
     return score
 
 
-def write_musicxml(tokens: Iterable[int], path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY,
-                   key: str | None = None) -> Path:
+def write_musicxml(
+    tokens: Iterable[int], path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY, key: str | None = None
+) -> Path:
     path = Path(path)
     tokens_to_music21(tokens, vocab, key).write("musicxml", fp=str(path))
     return path

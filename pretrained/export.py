@@ -30,8 +30,12 @@ def fluidsynth_available() -> bool:
     return True
 
 
-def render_audio(tokens: np.ndarray, vocab: Vocabulary = DEFAULT_VOCABULARY, tempo: float = 120.0,
-                 sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, str]:
+def render_audio(
+    tokens: np.ndarray,
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    tempo: float = 120.0,
+    sample_rate: int = SAMPLE_RATE,
+) -> tuple[np.ndarray, str]:
     """(mono float waveform in [-1, 1], renderer name): fluidsynth with a GM soundfont, else sine waves."""
     pm = tokens_to_pretty_midi(tokens, vocab, tempo)
     audio, renderer = None, "sine"
@@ -49,8 +53,9 @@ def render_audio(tokens: np.ndarray, vocab: Vocabulary = DEFAULT_VOCABULARY, tem
     return audio.astype(np.float32), renderer
 
 
-def write_wav(tokens: np.ndarray, path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY,
-              tempo: float = 120.0) -> str:
+def write_wav(
+    tokens: np.ndarray, path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY, tempo: float = 120.0
+) -> str:
     """Write a 16-bit mono WAV; returns the renderer used."""
     audio, renderer = render_audio(tokens, vocab, tempo)
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
@@ -62,9 +67,16 @@ def write_wav(tokens: np.ndarray, path: str | Path, vocab: Vocabulary = DEFAULT_
     return renderer
 
 
-def export_melodies(tokens: np.ndarray, out: str | Path, formats: tuple[str, ...] = ("midi",),
-                    vocab: Vocabulary = DEFAULT_VOCABULARY, key: str | None = None, prefix: str = "sample",
-                    metadata: dict | None = None, primer: np.ndarray | None = None) -> dict[str, int]:
+def export_melodies(
+    tokens: np.ndarray,
+    out: str | Path,
+    formats: tuple[str, ...] = ("midi",),
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    key: str | None = None,
+    prefix: str = "sample",
+    metadata: dict | None = None,
+    primer: np.ndarray | None = None,
+) -> dict[str, int]:
     """Write ``samples.npz`` (array ``tokens``) and one file per melody and format; returns counts.
 
     A primer, if given, is prepended in the MIDI/MusicXML/WAV files but not in ``samples.npz``.
@@ -74,8 +86,11 @@ def export_melodies(tokens: np.ndarray, out: str | Path, formats: tuple[str, ...
         raise ValueError(f"unknown format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "samples.npz", tokens=np.asarray(tokens, dtype=np.int64),
-                        vocabulary=np.array(json.dumps(vocab.to_dict())))
+    np.savez_compressed(
+        out / "samples.npz",
+        tokens=np.asarray(tokens, dtype=np.int64),
+        vocabulary=np.array(json.dumps(vocab.to_dict())),
+    )
     counts = {fmt: 0 for fmt in formats}
     renderers = set()
     width = len(str(max(len(tokens) - 1, 0)))

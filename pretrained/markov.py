@@ -13,7 +13,7 @@ def _context_codes(sequences: list[np.ndarray], order: int, base: int) -> tuple[
         padded = np.concatenate([np.full(order, start, dtype=np.int64), seq.astype(np.int64)])
         code = np.zeros(len(seq), dtype=np.int64)
         for j in range(order):
-            code = code * base + padded[j:j + len(seq)]
+            code = code * base + padded[j : j + len(seq)]
         codes.append(code)
         targets.append(seq.astype(np.int64))
     return np.concatenate(codes), np.concatenate(targets)
@@ -46,8 +46,12 @@ def markov_nll(train: list[np.ndarray], validation: list[np.ndarray], order: int
     return float(-np.mean(np.log(prob)))
 
 
-def best_markov_baseline(train: list[np.ndarray], validation: list[np.ndarray], vocab_size: int,
-                         orders: tuple[int, ...] = (1, 2, 3, 4, 6, 8)) -> dict[str, float]:
+def best_markov_baseline(
+    train: list[np.ndarray],
+    validation: list[np.ndarray],
+    vocab_size: int,
+    orders: tuple[int, ...] = (1, 2, 3, 4, 6, 8),
+) -> dict[str, float]:
     """NLL per order and the best one."""
     results = {f"order_{k}": markov_nll(train, validation, k, vocab_size) for k in orders}
     best = min(results, key=results.get)

@@ -57,8 +57,13 @@ class NoteRNN(nn.Module):
         self.num_actions = config.vocab.size
         self.start_token = config.vocab.size
         self.embedding = nn.Embedding(config.vocab.size + 1, config.embedding_dim)
-        self.lstm = nn.LSTM(config.embedding_dim, config.hidden_size, config.num_layers, batch_first=True,
-                            dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            config.embedding_dim,
+            config.hidden_size,
+            config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab.size)
 
@@ -67,7 +72,8 @@ class NoteRNN(nn.Module):
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         weight = self.head.weight
         return torch.zeros(shape, dtype=weight.dtype, device=weight.device), torch.zeros(
-            shape, dtype=weight.dtype, device=weight.device)
+            shape, dtype=weight.dtype, device=weight.device
+        )
 
     @staticmethod
     def reset_state(state: State, done: torch.Tensor) -> State:

@@ -52,10 +52,33 @@ def sample_tokens(model: NoteRNN, num: int, length: int = 32, temperature: float
 
 
 @torch.no_grad()
-def log_prior_per_step(model: NoteRNN, tokens: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-    """log p_model(token_t | history) for each position of (N, T) melodies."""
+def log_prior_per_step(model: NoteRNN, tokens: np.ndarray, batch_size: int = 8192, *,
+                       primer: np.ndarray | None = None, allowed: np.ndarray | None = None) -> np.ndarray:
+    """log p_model(token_t | history) for each position of (N, T) melodies.
+
+    With ``primer`` the history starts with the primer tokens; with ``allowed`` (T, V) the model's
+    distribution is renormalised over the allowed tokens at each step, as :func:`sample_tokens` does.
+    """
+    if primer is None and allowed is None:
+        rows = []
+        for begin in range(0, len(tokens), batch_size):
+            chunk = torch.from_numpy(np.asarray(tokens[begin:begin + batch_size], dtype=np.int64))
+            rows.append(model.sequence_log_probs(chunk).numpy())
+        return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
+    return _conditioned_log_probs(model, tokens, batch_size, primer, allowed)
+
+
+def _conditioned_log_probs(model: NoteRNN, tokens: np.ndarray, batch_size: int, primer: np.ndarray | None,
+                           allowed: np.ndarray | None) -> np.ndarray:
+    prefix = [model.start_token, *(int(t) for t in (primer if primer is not None else ()))]
+    mask = None if allowed is None else torch.from_numpy(np.asarray(allowed, dtype=bool))
     rows = []
     for begin in range(0, len(tokens), batch_size):
         chunk = torch.from_numpy(np.asarray(tokens[begin:begin + batch_size], dtype=np.int64))
-        rows.append(model.sequence_log_probs(chunk).numpy())
+        history = torch.tensor(prefix, dtype=torch.long).expand(len(chunk), -1)
+        logits, _ = model(torch.cat([history, chunk[:, :-1]], dim=1))
+        logits = logits[:, len(prefix) - 1:]
+        if mask is not None:
+            logits = logits.masked_fill(~mask[:chunk.shape[1]], float("-inf"))
+        rows.append(torch.log_softmax(logits, dim=-1).gather(-1, chunk.unsqueeze(-1)).squeeze(-1).numpy())
     return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))

@@ -74,7 +74,7 @@ def make_segments(melodies: list[np.ndarray], start_token: int, length: int) -> 
     for melody in melodies:
         seq = np.concatenate([[start_token], melody.astype(np.int64)])
         for begin in range(0, len(seq) - 1, length):
-            piece = seq[begin:begin + length + 1]
+            piece = seq[begin : begin + length + 1]
             if len(piece) >= 2:
                 segments.append(piece)
     return segments
@@ -83,7 +83,7 @@ def make_segments(melodies: list[np.ndarray], start_token: int, length: int) -> 
 def batches(segments: list[np.ndarray], batch_size: int, rng: np.random.Generator | None):
     """Padded (inputs, targets, mask) batches of similar-length segments."""
     order = np.argsort([len(s) for s in segments], kind="stable")
-    groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         rng.shuffle(groups)
     for group in groups:
@@ -91,8 +91,8 @@ def batches(segments: list[np.ndarray], batch_size: int, rng: np.random.Generato
         data = np.zeros((len(group), longest), dtype=np.int64)
         mask = np.zeros((len(group), longest - 1), dtype=bool)
         for row, i in enumerate(group):
-            data[row, :len(segments[i])] = segments[i]
-            mask[row, :len(segments[i]) - 1] = True
+            data[row, : len(segments[i])] = segments[i]
+            mask[row, : len(segments[i]) - 1] = True
         data_t = torch.from_numpy(data)
         yield data_t[:, :-1], data_t[:, 1:], torch.from_numpy(mask)
 
@@ -129,8 +129,9 @@ def pretrain(config: PretrainConfig) -> dict:
     melodies = corpus.melodies()
     train_melodies = [melodies[i] for i in train_idx]
     val_melodies = [melodies[i] for i in val_idx]
-    model = NoteRNN(NoteRNNConfig(corpus.vocab, config.embedding_dim, config.hidden_size, config.num_layers,
-                                  config.dropout))
+    model = NoteRNN(
+        NoteRNNConfig(corpus.vocab, config.embedding_dim, config.hidden_size, config.num_layers, config.dropout)
+    )
     train_segments = make_segments(train_melodies, model.start_token, config.segment_length)
     val_segments = make_segments(val_melodies, model.start_token, config.segment_length)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -148,16 +149,21 @@ def pretrain(config: PretrainConfig) -> dict:
     stop = False
     progress = _progress(config.progress, config.max_epochs * batches_per_epoch)
     with progress as bar:
-        task = bar.add_task("pretrain", total=config.max_epochs * batches_per_epoch, loss=float("nan"),
-                            val=float("nan"))
+        task = bar.add_task(
+            "pretrain", total=config.max_epochs * batches_per_epoch, loss=float("nan"), val=float("nan")
+        )
         for epoch in range(config.max_epochs):
             for inputs, targets, mask in batches(train_segments, config.batch_size, rng):
                 model.train()
                 elapsed = time.monotonic() - started
                 for group in optimizer.param_groups:  # cosine decay over the time budget
-                    group["lr"] = config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget))))
+                    group["lr"] = config.learning_rate * (
+                        0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
+                    )
                 logits, _ = model(inputs)
-                loss = nn.functional.cross_entropy(logits.transpose(1, 2)[..., :], targets, reduction="none")[mask].mean()
+                loss = nn.functional.cross_entropy(logits.transpose(1, 2)[..., :], targets, reduction="none")[
+                    mask
+                ].mean()
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -200,12 +206,16 @@ def pretrain(config: PretrainConfig) -> dict:
     }
     if config.markov_baseline and val_melodies:
         metrics["markov_baseline"] = best_markov_baseline(train_melodies, val_melodies, corpus.vocab.size)
-    save_checkpoint(model, out, extra={
-        "key": "C major",
-        "corpus": {"path": str(config.corpus), "sha256": corpus.sha256, "melodies": len(corpus)},
-        "metrics": metrics,
-        "pretrain_config": asdict(config),
-    })
+    save_checkpoint(
+        model,
+        out,
+        extra={
+            "key": "C major",
+            "corpus": {"path": str(config.corpus), "sha256": corpus.sha256, "melodies": len(corpus)},
+            "metrics": metrics,
+            "pretrain_config": asdict(config),
+        },
+    )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -219,6 +229,11 @@ def _summary_writer(path: Path):
 def _progress(enabled: bool, total: int):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3f} val {task.fields[val]:.3f}"), TimeElapsedColumn(),
-                    disable=not enabled)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f} val {task.fields[val]:.3f}"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )

@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 import torch
-from stable_baselines3.common.logger import configure
-
 from notetune.agents.ppo import MelodyPPO
 from notetune.envs import MelodyVecEnv, NullMelodyVecEnv
 from notetune.pretrained.checkpoint import load_checkpoint
 from notetune.pretrained.sampling import sample_tokens
 from notetune.rewards import RewardSet
+from stable_baselines3.common.logger import configure
 
 
 def bench_sampling(model, num: int = 100_000, length: int = 32) -> dict:
@@ -28,8 +27,12 @@ def bench_sampling(model, num: int = 100_000, length: int = 32) -> dict:
     started = time.perf_counter()
     sample_tokens(model, num, length, seed=1)
     seconds = time.perf_counter() - started
-    return {"melodies": num, "length": length, "seconds": round(seconds, 3),
-            "tokens_per_second": round(num * length / seconds)}
+    return {
+        "melodies": num,
+        "length": length,
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(num * length / seconds),
+    }
 
 
 def bench_ppo(model, env, steps: int) -> float:
@@ -55,11 +58,17 @@ def main() -> None:
     null = NullMelodyVecEnv(model.num_actions, args.num_envs, 32)
     real_speed = bench_ppo(model, real, args.steps)
     null_speed = bench_ppo(model, null, args.steps)
-    results["ppo"] = {"num_envs": args.num_envs, "steps": args.steps,
-                      "steps_per_second": round(real_speed), "do_nothing_env_steps_per_second": round(null_speed),
-                      "ratio_to_do_nothing": round(real_speed / null_speed, 3)}
-    print(f"ppo: {real_speed:,.0f} env steps/s with the notetune rewards and the prior (target ≥ 20,000); "
-          f"{null_speed:,.0f} on a do-nothing env; ratio {real_speed / null_speed:.2f} (target ≥ 0.6)")
+    results["ppo"] = {
+        "num_envs": args.num_envs,
+        "steps": args.steps,
+        "steps_per_second": round(real_speed),
+        "do_nothing_env_steps_per_second": round(null_speed),
+        "ratio_to_do_nothing": round(real_speed / null_speed, 3),
+    }
+    print(
+        f"ppo: {real_speed:,.0f} env steps/s with the notetune rewards and the prior (target ≥ 20,000); "
+        f"{null_speed:,.0f} on a do-nothing env; ratio {real_speed / null_speed:.2f} (target ≥ 0.6)"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 

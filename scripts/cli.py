@@ -53,8 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     from notetune.pretrained.corpus import CorpusError
     from notetune.rewards.core import RewardError, UnknownRewardError
 
-    user_errors: tuple[type[BaseException], ...] = (ConfigError, CorpusError, CheckpointError, UserError,
-                                                    FileNotFoundError, RewardError, UnknownRewardError)
+    user_errors: tuple[type[BaseException], ...] = (
+        ConfigError,
+        CorpusError,
+        CheckpointError,
+        UserError,
+        FileNotFoundError,
+        RewardError,
+        UnknownRewardError,
+    )
     try:
         from notetune.agents.run import TuneError
 

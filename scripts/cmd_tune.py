@@ -28,14 +28,30 @@ def run(args: argparse.Namespace) -> int:
     record = tune_run.run()
     chosen = record["chosen"]
     print(f"run directory: {tune_run.out}")
-    print(f"stopped: {record['stop_reason']} after {record['steps']:,} steps in {record['seconds']:.0f} s "
-          f"({record['steps_per_second']:,.0f} steps/s)")
+    print(
+        f"stopped: {record['stop_reason']} after {record['steps']:,} steps in {record['seconds']:.0f} s "
+        f"({record['steps_per_second']:,.0f} steps/s)"
+    )
     print(f"exported {chosen['path']} (evaluation at step {chosen['step']}): {chosen['why']}")
     if record["alarms"]:
         print(f"{len(record['alarms'])} reward-hacking alarm(s); see run.json")
     if record["final_metrics"]:
-        keys = ("music_reward", "kl_per_melody", "log_prior_per_note", "starts_with_tonic", "leaps_resolved",
-                "not_in_key", "hold_share", "rest_share", "distinct_melodies", "distinct_4gram")
-        print(json.dumps({k: round(record["final_metrics"][k], 4) for k in keys if k in record["final_metrics"]},
-                         indent=2))
+        keys = (
+            "music_reward",
+            "kl_per_melody",
+            "log_prior_per_note",
+            "starts_with_tonic",
+            "leaps_resolved",
+            "not_in_key",
+            "hold_share",
+            "rest_share",
+            "distinct_melodies",
+            "distinct_4gram",
+        )
+        print(
+            json.dumps(
+                {k: round(record["final_metrics"][k], 4) for k in keys if k in record["final_metrics"]},
+                indent=2,
+            )
+        )
     return 0

@@ -12,11 +12,12 @@ import dataclasses
 import inspect
 import json
 import textwrap
-import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
+
+import tomllib
 
 T = TypeVar("T")
 
@@ -36,10 +37,14 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, following in zip(body, body[1:] + [None]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-                    and isinstance(following.value.value, str)):
+        for node, following in zip(body, body[1:] + [None], strict=False):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
                 docs[node.target.id] = " ".join(following.value.value.split())
     return docs
 
@@ -111,7 +116,8 @@ def from_mapping(cls: type[T], data: dict[str, Any], where: str = "config") -> T
 
         hints_text = "; ".join(
             f"'{u}'" + (f" (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(u, names, 1)) else "")
-            for u in unknown)
+            for u in unknown
+        )
         raise ConfigError(f"{where}: unknown field {hints_text}; known fields: {', '.join(sorted(names))}")
     values = {name: _coerce(name, hints[name], value) for name, value in data.items()}
     try:
@@ -149,8 +155,11 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             continue
         flag = "--" + f.name.replace("_", "-")
         inner, _ = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )  # type: ignore[misc]
         help_text = f"{docs.get(f.name, '')} (default: {default})"
         origin = typing.get_origin(inner)
         if inner is bool and f.name.startswith("no_"):
@@ -160,20 +169,37 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif origin in (list, tuple):
             (item_type, *_) = typing.get_args(inner) or (str,)
-            parser.add_argument(flag, dest=f.name, action="append", type=item_type, default=None,
-                                help=help_text + " (repeatable)")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action="append",
+                type=item_type,
+                default=None,
+                help=help_text + " (repeatable)",
+            )
         elif origin is dict:
-            parser.add_argument(flag, dest=f.name, action="append", default=None, metavar="KEY=VALUE",
-                                help=help_text + " (repeatable)")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action="append",
+                default=None,
+                metavar="KEY=VALUE",
+                help=help_text + " (repeatable)",
+            )
         elif typing.get_origin(inner) is typing.Literal:
             parser.add_argument(flag, dest=f.name, choices=typing.get_args(inner), default=None, help=help_text)
         else:
-            parser.add_argument(flag, dest=f.name, type=inner if inner in (int, float) else str, default=None,
-                                help=help_text)
+            parser.add_argument(
+                flag, dest=f.name, type=inner if inner in (int, float) else str, default=None, help=help_text
+            )
 
 
-def from_args(cls: type[T], args: argparse.Namespace, config_file: str | Path | None = None,
-              base: dict[str, Any] | None = None) -> T:
+def from_args(
+    cls: type[T],
+    args: argparse.Namespace,
+    config_file: str | Path | None = None,
+    base: dict[str, Any] | None = None,
+) -> T:
     """Defaults < ``base`` < TOML file < flags that were given."""
     data: dict[str, Any] = dict(base or {})
     if config_file:

@@ -29,17 +29,69 @@ def main() -> None:
         shutil.rmtree(out)
     run_dir = out / "run"
     step("tuning", ["tune", "--out", str(run_dir), "--max-minutes", str(args.minutes)])
-    step("samples of the untuned prior", ["sample", "--model", "default", "--num", "16", "--out",
-                                          str(out / "samples_untuned"), "--format", "midi"])
-    step("samples of the tuned model", ["sample", "--model", str(run_dir), "--num", "16", "--out",
-                                        str(out / "samples_tuned"), "--format", "midi"])
-    step("comparison report", ["compare", "default", str(run_dir), "--labels", "untuned prior", "--labels",
-                               "tuned", "--out", str(out / "report"), "--num", "2000"])
+    step(
+        "samples of the untuned prior",
+        [
+            "sample",
+            "--model",
+            "default",
+            "--num",
+            "16",
+            "--out",
+            str(out / "samples_untuned"),
+            "--format",
+            "midi",
+        ],
+    )
+    step(
+        "samples of the tuned model",
+        [
+            "sample",
+            "--model",
+            str(run_dir),
+            "--num",
+            "16",
+            "--out",
+            str(out / "samples_tuned"),
+            "--format",
+            "midi",
+        ],
+    )
+    step(
+        "comparison report",
+        [
+            "compare",
+            "default",
+            str(run_dir),
+            "--labels",
+            "untuned prior",
+            "--labels",
+            "tuned",
+            "--out",
+            str(out / "report"),
+            "--num",
+            "2000",
+        ],
+    )
     record = json.loads((run_dir / "run.json").read_text())
     untuned, tuned = record["untuned"], record["final_metrics"]
-    rows = ("music_reward", "starts_with_tonic", "leaps_resolved", "not_in_key", "excessively_repeated",
-            "repeated_onsets", "in_motif", "unique_max", "unique_min", "hold_share", "rest_share",
-            "distinct_melodies", "distinct_4gram", "log_prior_per_note", "kl_per_melody")
+    rows = (
+        "music_reward",
+        "starts_with_tonic",
+        "leaps_resolved",
+        "not_in_key",
+        "excessively_repeated",
+        "repeated_onsets",
+        "in_motif",
+        "unique_max",
+        "unique_min",
+        "hold_share",
+        "rest_share",
+        "distinct_melodies",
+        "distinct_4gram",
+        "log_prior_per_note",
+        "kl_per_melody",
+    )
     print(f"\n{'statistic (2,048 compositions)':34} {'untuned':>10} {'tuned':>10}")
     for name in rows:
         print(f"{name:34} {untuned[name]:>10.4f} {tuned[name]:>10.4f}")

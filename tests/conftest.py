@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from notetune.pretrained.checkpoint import save_checkpoint
 from notetune.pretrained.corpus import BuildSummary, Melody, write_corpus
 from notetune.pretrained.model import NoteRNN, NoteRNNConfig
@@ -46,8 +45,10 @@ def tiny_prior_dir(tmp_path_factory, tiny_prior) -> str:
 @pytest.fixture(scope="session")
 def tiny_corpus_path(tmp_path_factory) -> str:
     rng = np.random.default_rng(0)
-    melodies = [Melody(scale_melody(rng, int(rng.integers(40, 120))).astype(np.uint8), f"synthetic/{i}",
-                       "C major", 0) for i in range(60)]
+    melodies = [
+        Melody(scale_melody(rng, int(rng.integers(40, 120))).astype(np.uint8), f"synthetic/{i}", "C major", 0)
+        for i in range(60)
+    ]
     path = tmp_path_factory.mktemp("corpus") / "corpus.npz"
     write_corpus(melodies, path, DEFAULT_VOCABULARY, BuildSummary())
     return str(path)

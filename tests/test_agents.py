@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from notetune.agents.checkpoints import list_checkpoints, load_latest_checkpoint, save_training_checkpoint
 from notetune.agents.config import TuneConfig
 from notetune.agents.kl import KLController
@@ -46,9 +45,25 @@ def d_share(model, num=2000):
 
 
 def config(tmp_path, prior_dir, corpus_path, **overrides):
-    base = dict(prior=prior_dir, corpus=corpus_path, out=str(tmp_path / "run"), length=8, num_envs=64,
-                steps=8192, max_minutes=0, eval_every=4096, eval_size=256, checkpoint_every=4096, threads=1,
-                progress=False, kl_coef=0.05, kl_target=0.0, learning_rate=3e-3, patience=0, max_kl=100.0)
+    base = dict(
+        prior=prior_dir,
+        corpus=corpus_path,
+        out=str(tmp_path / "run"),
+        length=8,
+        num_envs=64,
+        steps=8192,
+        max_minutes=0,
+        eval_every=4096,
+        eval_size=256,
+        checkpoint_every=4096,
+        threads=1,
+        progress=False,
+        kl_coef=0.05,
+        kl_target=0.0,
+        learning_rate=3e-3,
+        patience=0,
+        max_kl=100.0,
+    )
     base.update(overrides)
     return TuneConfig(**base)
 
@@ -65,17 +80,34 @@ def test_policy_equals_the_prior_before_the_first_update(tiny_prior):
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "psi", "g"])
-def test_every_algorithm_learns_a_toy_reward_given_by_dotted_path(algo, tmp_path, tiny_prior, tiny_prior_dir,
-                                                                 tiny_corpus_path, toy_reward_module):
+def test_every_algorithm_learns_a_toy_reward_given_by_dotted_path(
+    algo, tmp_path, tiny_prior, tiny_prior_dir, tiny_corpus_path, toy_reward_module
+):
     # Loose selection bounds: this test is about learning, not about which checkpoint is kept.
-    overrides = {"reward": [f"{toy_reward_module}=3"], "min_distinct_melodies": 0.0, "min_distinct_4gram_ratio": 0.0,
-                 "min_hold_ratio": 0.0, "min_rest_ratio": 0.0, "max_log_prior_drop": 100.0}
+    overrides = {
+        "reward": [f"{toy_reward_module}=3"],
+        "min_distinct_melodies": 0.0,
+        "min_distinct_4gram_ratio": 0.0,
+        "min_hold_ratio": 0.0,
+        "min_rest_ratio": 0.0,
+        "max_log_prior_drop": 100.0,
+    }
     if algo == "a2c":
         overrides.update(learning_rate=6e-3)  # one gradient step per rollout
     if algo in ("dqn", "psi", "g"):
-        overrides.update(num_envs=8, steps=6000, learning_rate=2e-3, learning_starts=200, train_freq=1,
-                         batch_size=32, gamma=0.5, tau=0.05, exploration_fraction=0.3, eval_every=3000,
-                         checkpoint_every=3000)
+        overrides.update(
+            num_envs=8,
+            steps=6000,
+            learning_rate=2e-3,
+            learning_starts=200,
+            train_freq=1,
+            batch_size=32,
+            gamma=0.5,
+            tau=0.05,
+            exploration_fraction=0.3,
+            eval_every=3000,
+            checkpoint_every=3000,
+        )
     run = TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, algo=algo, **overrides))
     record = run.run()
     tuned, _ = load_checkpoint(tmp_path / "run" / "model")
@@ -117,8 +149,12 @@ def test_collapse_detector_fires_on_a_collapsed_batch(tiny_prior):
 
     def stats(tokens):
         s = table1_statistics(tokens)
-        s.update(distinct_4gram=distinct_ngram_share(tokens), kl_per_melody=1.0, log_prior_per_note=-1.0,
-                 music_reward=100.0)
+        s.update(
+            distinct_4gram=distinct_ngram_share(tokens),
+            kl_per_melody=1.0,
+            log_prior_per_note=-1.0,
+            music_reward=100.0,
+        )
         return s
 
     watcher = Watcher(patience=0)

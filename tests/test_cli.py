@@ -4,7 +4,6 @@ import hashlib
 
 import numpy as np
 import pytest
-
 from notetune.scripts.cli import main
 
 
@@ -14,8 +13,24 @@ def digest(folder):
 
 def test_sample_writes_midi_and_npz_reproducibly(tmp_path, tiny_prior_dir, capsys):
     for name in ("a", "b"):
-        assert main(["sample", "--model", tiny_prior_dir, "--num", "5", "--seed", "7", "--out", str(tmp_path / name),
-                     "--format", "midi,musicxml"]) == 0
+        assert (
+            main(
+                [
+                    "sample",
+                    "--model",
+                    tiny_prior_dir,
+                    "--num",
+                    "5",
+                    "--seed",
+                    "7",
+                    "--out",
+                    str(tmp_path / name),
+                    "--format",
+                    "midi,musicxml",
+                ]
+            )
+            == 0
+        )
     assert "tokens/s" in capsys.readouterr().out
     assert len(digest(tmp_path / "a")) == 5 and digest(tmp_path / "a") == digest(tmp_path / "b")
     assert len(list((tmp_path / "a").glob("*.musicxml"))) == 5
@@ -24,8 +39,24 @@ def test_sample_writes_midi_and_npz_reproducibly(tmp_path, tiny_prior_dir, capsy
 
 
 def test_sample_wav_export(tmp_path, tiny_prior_dir):
-    assert main(["sample", "--model", tiny_prior_dir, "--num", "2", "--length", "16", "--out", str(tmp_path),
-                 "--format", "wav"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                tiny_prior_dir,
+                "--num",
+                "2",
+                "--length",
+                "16",
+                "--out",
+                str(tmp_path),
+                "--format",
+                "wav",
+            ]
+        )
+        == 0
+    )
     wavs = sorted(tmp_path.glob("*.wav"))
     assert len(wavs) == 2 and all(w.stat().st_size > 10_000 for w in wavs)
 
@@ -39,7 +70,7 @@ def test_unknown_format_and_missing_model_are_one_line_errors(tmp_path, tiny_pri
 
 def test_config_file_with_unknown_field_or_wrong_type_is_refused(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
-    bad.write_text('num = 4\ntemprature = 0.5\n')
+    bad.write_text("num = 4\ntemprature = 0.5\n")
     assert main(["sample", "--config", str(bad), "--out", str(tmp_path)]) == 2
     assert "unknown field 'temprature' (did you mean 'temperature'?)" in capsys.readouterr().err
     bad.write_text('num = "four"\n')

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pretty_midi
 import pytest
-
 from notetune.pretrained.corpus import (
     CorpusError,
     Job,
@@ -23,7 +22,9 @@ def write_melody_midi(path, pitches, program=0, drum=False, step=0.125, length=N
     pm = pretty_midi.PrettyMIDI(initial_tempo=120)
     inst = pretty_midi.Instrument(program=program, is_drum=drum)
     for i, pitch in enumerate(pitches):
-        inst.notes.append(pretty_midi.Note(90, pitch, i * 2 * step, i * 2 * step + (2 * step if length is None else length)))
+        inst.notes.append(
+            pretty_midi.Note(90, pitch, i * 2 * step, i * 2 * step + (2 * step if length is None else length))
+        )
     pm.instruments.append(inst)
     pm.write(str(path))
 
@@ -84,8 +85,8 @@ def test_build_from_music21_and_a_midi_folder_skips_and_counts_bad_files(tmp_pat
     sources = [str(s) for s in corpus.source]
     assert any(s.endswith("good.mid") for s in sources) and any(s.startswith("bach/") for s in sources)
     with np.load(out) as data:
-        keys = dict(zip([str(s) for s in data["source"]], data["original_key"]))
-        moves = dict(zip([str(s) for s in data["source"]], data["transposition"]))
+        keys = dict(zip([str(s) for s in data["source"]], data["original_key"], strict=False))
+        moves = dict(zip([str(s) for s in data["source"]], data["transposition"], strict=False))
     good = next(s for s in sources if s.endswith("good.mid"))
     # A D-major scale (Krumhansl-Schmuckler may call it the relative B minor): either way down a tone.
     assert keys[good] in ("D major", "B minor") and moves[good] % 12 == 10

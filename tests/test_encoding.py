@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.encoding import (
     NoteEvent,
@@ -29,7 +28,19 @@ def test_tokens_to_notes_reads_holds_and_rests():
 
 
 def test_canonical_silence_is_one_rest_then_holds():
-    assert canonicalize(np.array([1, 1, 0, 0, 5, 1, 0, 0, 1, 7, 0])).tolist() == [0, 1, 1, 1, 5, 1, 0, 1, 1, 7, 0]
+    assert canonicalize(np.array([1, 1, 0, 0, 5, 1, 0, 0, 1, 7, 0])).tolist() == [
+        0,
+        1,
+        1,
+        1,
+        5,
+        1,
+        0,
+        1,
+        1,
+        7,
+        0,
+    ]
 
 
 def test_random_melodies_survive_a_midi_round_trip(tmp_path):

@@ -4,10 +4,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
-from stable_baselines3.common.env_checker import check_env as sb3_check_env
-
 from notetune.envs import MelodyEnv, MelodyVecEnv
 from notetune.rewards import RewardSet
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 
 @pytest.fixture

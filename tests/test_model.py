@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from notetune.pretrained.checkpoint import (
     CheckpointError,
     find_checkpoint,
@@ -97,9 +96,21 @@ def test_masked_sampling_respects_the_mask(tiny_prior):
 
 
 def test_short_pretraining_lowers_validation_loss(tmp_path, tiny_corpus_path):
-    config = PretrainConfig(corpus=tiny_corpus_path, out=str(tmp_path / "prior"), embedding_dim=8, hidden_size=16,
-                            batch_size=8, learning_rate=1e-2, max_epochs=4, max_minutes=1.0,
-                            evaluations_per_epoch=2, patience=20, threads=1, progress=False, validation_fraction=0.2)
+    config = PretrainConfig(
+        corpus=tiny_corpus_path,
+        out=str(tmp_path / "prior"),
+        embedding_dim=8,
+        hidden_size=16,
+        batch_size=8,
+        learning_rate=1e-2,
+        max_epochs=4,
+        max_minutes=1.0,
+        evaluations_per_epoch=2,
+        patience=20,
+        threads=1,
+        progress=False,
+        validation_fraction=0.2,
+    )
     metrics = pretrain(config)
     history = [h["nll_per_token"] for h in metrics["history"]]
     assert history[-1] < history[0] - 0.3
