@@ -30,7 +30,7 @@ class TuneCallback(BaseCallback):
         self.next_eval = self._next_multiple(self.start_steps, config.eval_every)
         self.next_checkpoint = self._next_multiple(self.start_steps, config.checkpoint_every)
         self.stop_reason: str | None = None
-        self.alarms: list[dict[str, Any]] = list(run.watcher.state_dict().get("alarms", []) or [])
+        self.alarms: list[dict[str, Any]] = run.alarms
         self.progress = None
         self.task = None
 
@@ -145,6 +145,7 @@ class TuneCallback(BaseCallback):
             run.config,
             getattr(run.algorithm, "last_rollout_stats", {}),
             run.eval_rewards.weights,
+            run.corpus_rates,
         )
         for alarm in fired:
             alarm["step"] = steps

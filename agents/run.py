@@ -94,6 +94,8 @@ class TuneRun:
         )
         self.watcher = Watcher(rule, patience=config.patience)
         self.elapsed_before = 0.0
+        self.alarms: list[dict[str, Any]] = []
+        self.corpus_rates = corpus_rates(self.corpus) if self.corpus is not None else None
         self.algorithm = self.build_algorithm()
         self.resumed_from: str | None = None
 
@@ -269,11 +271,18 @@ def load_run(directory: str | Path) -> TuneRun:
     run.algorithm.set_state(state["algorithm"])
     run.watcher.load_state_dict(state["watcher"])
     run.elapsed_before = float(state.get("elapsed_seconds", 0.0))
+    run.alarms = list(state.get("alarms") or [])
     if "generator" in state:
         run.algorithm.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
     run.resumed_from = state["path"]
     logger.info("resuming %s from step %d", directory, run.algorithm.num_timesteps)
     return run
+
+
+def corpus_rates(corpus) -> dict[str, float]:
+    """Hold and rest shares of the corpus's bar-aligned 32-step windows (the alarms' reference)."""
+    windows = corpus.windows(32)
+    return {"hold_share": float((windows == 1).mean()), "rest_share": float((windows == 0).mean())}
 
 
 def _git_commit() -> str | None:
