@@ -5,7 +5,7 @@ TORCH_VERSION ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint format chaos clean
+.PHONY: install demo test bench targets lint format chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 bench: install
 	mkdir -p bench-results
 	$(BIN)/python scripts/bench.py --out bench-results
+
+# The tuning targets: five-minute runs (default, faithful, dqn, psi, g), 10,000-composition evaluations (~30 min).
+targets: install
+	mkdir -p bench-results
+	$(BIN)/python scripts/bench_targets.py --out bench-results/targets.json
 
 lint: install
 	$(BIN)/ruff check .

@@ -71,13 +71,20 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return config
 
 
+def _is_checkpoint(directory: Path) -> bool:
+    try:
+        return json.loads((directory / CONFIG).read_text()).get("format") == FORMAT
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
+
+
 def find_checkpoint(path: str | Path | None) -> Path:
     """The checkpoint directory meant by ``path``: ``None``/``"default"`` is the shipped prior, a tuning
     run directory means its exported model (``RUN/model``)."""
     if path is None or str(path) == "default":
         return DEFAULT_CHECKPOINT
     path = Path(path)
-    if path.is_dir() and not (path / CONFIG).is_file() and (path / "model" / CONFIG).is_file():
+    if path.is_dir() and (path / "model" / CONFIG).is_file() and not _is_checkpoint(path):
         return path / "model"
     if not path.exists():
         raise CheckpointError(f"model {path} not found (give a checkpoint or run directory, or 'default')")

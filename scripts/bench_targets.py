@@ -1,0 +1,68 @@
+"""The tuning targets of the tuning issue, measured: five-minute runs, each chosen checkpoint evaluated
+on 10,000 compositions (``python scripts/bench_targets.py --out bench-results/targets.json``; `make targets`).
+
+Runs: the default (`notetune` set, PPO), the faithful run (`rl_tuner` set, PPO, scripts/configs/faithful.toml
+bounds) and RL Tuner's dqn / psi / g on the faithful rewards, all with the same time budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from notetune.agents.config import TuneConfig
+from notetune.agents.run import TuneRun
+from notetune.agents.watch import evaluate_model
+from notetune.pretrained.checkpoint import load_checkpoint
+from notetune.rewards import RewardSet
+
+FAITHFUL_BOUNDS = {"min_hold_ratio": 0.0, "min_rest_ratio": 0.0, "max_log_prior_drop": 1.0}
+DQN_SETTINGS = {"num_envs": 16, "learning_rate": 1e-3, "gamma": 0.5, "batch_size": 32, "eval_every": 50_000,
+                "eval_size": 1024, "checkpoint_every": 50_000}
+RUNS = {
+    "default": {},
+    "faithful": {"reward": ["rl_tuner"], **FAITHFUL_BOUNDS},
+    "dqn": {"algo": "dqn", "reward": ["rl_tuner"], **FAITHFUL_BOUNDS, **DQN_SETTINGS},
+    "psi": {"algo": "psi", "reward": ["rl_tuner"], **FAITHFUL_BOUNDS, **DQN_SETTINGS},
+    "g": {"algo": "g", "reward": ["rl_tuner"], **FAITHFUL_BOUNDS, **DQN_SETTINGS},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="bench-results/targets.json")
+    parser.add_argument("--runs-dir", default="runs/targets")
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--num", type=int, default=10_000, help="compositions per final evaluation")
+    parser.add_argument("--only", nargs="*", choices=list(RUNS), help="run only these")
+    args = parser.parse_args()
+    prior, _ = load_checkpoint(None)
+    results: dict[str, dict] = {}
+    out = Path(args.out)
+    if out.is_file():
+        results = json.loads(out.read_text())
+    for name in args.only or list(RUNS):
+        run_dir = Path(args.runs_dir) / name
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        config = TuneConfig(out=str(run_dir), max_minutes=args.minutes, progress=False, **RUNS[name])
+        record = TuneRun(config).run()
+        model, _ = load_checkpoint(run_dir / "model")
+        rewards = RewardSet.from_spec(config.reward, key=config.key)
+        tuned = evaluate_model(model, prior, rewards, num=args.num, seed=2024)
+        untuned = evaluate_model(prior, prior, rewards, num=args.num, seed=2024)
+        results[name] = {"steps": record["steps"], "seconds": record["seconds"],
+                         "steps_per_second": record["steps_per_second"], "stop_reason": record["stop_reason"],
+                         "chosen_step": record["chosen"]["step"], "untuned": untuned, "tuned": tuned}
+        print(f"{name}: {record['steps']:,} steps, chosen step {record['chosen']['step']}; "
+              + ", ".join(f"{k} {tuned[k]:.4f}" for k in ("starts_with_tonic", "leaps_resolved", "not_in_key",
+                                                           "in_motif", "excessively_repeated", "distinct_melodies",
+                                                           "log_prior_per_note", "kl_per_melody")), flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
