@@ -193,7 +193,8 @@ def run_sweep(
                     "`ray start --head` and check the address (ray://HOST:10001)"
                 ) from error
         else:
-            ray.init(num_cpus=workers or 2, include_dashboard=False)
+            # "local": a private instance even if `ray start` left a cluster on this machine (Ray would join it).
+            ray.init(address="local", num_cpus=workers or 2, include_dashboard=False)
     by_name = {t.name: t for t in todo}
     cpus = {t.name: max(1, int(t.config.get("threads", 1))) for t in todo}
     trainable = tune.with_resources(
@@ -248,7 +249,7 @@ def summarize_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
             "trial": trial["name"],
             "status": status,
             "params": trial["params"],
-            "directory": str(directory),
+            "directory": str(directory.resolve()),
             "metrics": {},
             "reward_terms": {},
             "steps": None,
@@ -257,23 +258,14 @@ def summarize_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
             "error": None,
             "pareto": False,
             "best": False,
+            "untuned": None,
         }
         if status == "finished":
             record = json.loads((directory / RUN_FILE).read_text())
-            final = record.get("final_metrics") or {}
-            row["metrics"] = {k: final[k] for k in HEADLINE_METRICS if _is_number(final.get(k))}
-            row["reward_terms"] = {
-                k.removeprefix("reward_"): v
-                for k, v in final.items()
-                if k.startswith("reward_") and _is_number(v)
-            }
-            row["metrics"].update(
-                {
-                    k: v
-                    for k, v in final.items()
-                    if k not in row["metrics"] and not k.startswith("reward_") and _is_number(v)
-                }
-            )
+            numbers = {k: v for k, v in (record.get("final_metrics") or {}).items() if _is_number(v)}
+            headline = {k: numbers[k] for k in HEADLINE_METRICS if k in numbers}  # first, in this order
+            row["metrics"] = headline | {k: v for k, v in numbers.items() if not k.startswith("reward_")}
+            row["reward_terms"] = {k.removeprefix("reward_"): v for k, v in numbers.items() if k.startswith("reward_")}
             row.update(
                 steps=record["steps"],
                 seconds=record["seconds"],
@@ -299,9 +291,7 @@ def pareto_front(rows: list[dict[str, Any]], x: str = PARETO_X, y: str = PARETO_
         if _is_finite(row["metrics"].get(x)) and _is_finite(row["metrics"].get(y))
     ]
     return [
-        i
-        for i, xi, yi in points
-        if not any(xj >= xi and yj >= yi and (xj > xi or yj > yi) for _, xj, yj in points)
+        i for i, xi, yi in points if not any(xj >= xi and yj >= yi and (xj > xi or yj > yi) for _, xj, yj in points)
     ]
 
 
