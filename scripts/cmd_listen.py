@@ -1,0 +1,97 @@
+"""``notetune listen``: blind A/B listening tests (``export`` a test, ``score`` the answers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+from .cli import UserError
+from .evaluation import load_source
+from .listening import KEY_FILE, export_listening_test, score_listening_test
+
+
+@dataclass
+class ListenExportConfig:
+    """Settings of `notetune listen export A B` (A and B: models, samples files, MIDI folders or the
+    corpus)."""
+
+    out: str = "out/listening"
+    """Folder for the test: index.html, audio/, and the hidden key file."""
+    pairs: int = 20
+    """Pairs to judge (melody i of A against melody i of B)."""
+    seed: int = 0
+    """Sampling seed for models (the same for both) and the seed of the randomised order."""
+    length: int = 32
+    """Steps per sampled melody or corpus window."""
+    temperature: float = 1.0
+    """Sampling temperature of models."""
+
+
+@dataclass
+class ListenScoreConfig:
+    """Settings of `notetune listen score DIR ANSWERS.json [...]`."""
+
+    json: str | None = None
+    """Also write the result to this JSON file."""
+
+
+def register(parser: argparse.ArgumentParser):
+    actions = parser.add_subparsers(dest="listen_action", required=True, metavar="ACTION")
+    export = actions.add_parser("export", help="write a blind A/B test (HTML form + audio + hidden key)")
+    export.add_argument("a", metavar="A", help="first sample set (model, samples.npz, MIDI folder or corpus)")
+    export.add_argument("b", metavar="B", help="second sample set")
+    export.add_argument("--config", help="TOML file with ListenExportConfig fields")
+    config.add_arguments(export, ListenExportConfig)
+    score = actions.add_parser("score", help="un-blind answer files and test the preference")
+    score.add_argument("directory", metavar="DIR", help="the folder `notetune listen export` wrote")
+    score.add_argument("answers", nargs="+", metavar="ANSWERS.json", help="answer files saved by the page")
+    score.add_argument("--config", help="TOML file with ListenScoreConfig fields")
+    config.add_arguments(score, ListenScoreConfig)
+    return run
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_export(args) if args.listen_action == "export" else run_score(args)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    cfg = config.from_args(ListenExportConfig, args, args.config)
+    if cfg.pairs < 1:
+        raise config.ConfigError("--pairs must be at least 1")
+    sources = []
+    for spec in (args.a, args.b):
+        if spec != "default" and not Path(spec).exists():
+            raise FileNotFoundError(
+                f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)"
+            )
+        sources.append(
+            load_source(spec, num=cfg.pairs, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature)
+        )
+    try:
+        page = export_listening_test(sources[0], sources[1], cfg.out, cfg.pairs, cfg.seed)
+    except (ValueError, FileExistsError) as error:
+        raise UserError(str(error)) from error
+    print(
+        f"wrote a blind test of {cfg.pairs} pairs: open {page} in a browser; the answers download as JSON.\n"
+        f"The key is {Path(cfg.out) / KEY_FILE}: do not share it with listeners.\n"
+        f"Score with: notetune listen score {cfg.out} ANSWERS.json"
+    )
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    cfg = config.from_args(ListenScoreConfig, args, args.config)
+    try:
+        result = score_listening_test(args.directory, args.answers)
+    except (ValueError, KeyError) as error:  # answers for another test, unknown pairs, a malformed file
+        raise UserError(
+            f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
+        ) from error
+    print(result.summary())
+    if cfg.json:
+        Path(cfg.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {cfg.json}")
+    return 0

@@ -1,0 +1,638 @@
+"""Evaluate melodies (sampled from a model, read from files, or cut from the corpus) with 95% intervals.
+
+One :class:`Evaluation` per sample set: Table 1 of RL Tuner, likelihood under the prior (and KL(model‖prior)
+for a model), novelty against the training corpus, diversity, and MusPy-named pitch and rhythm statistics. The
+numbers are computed by :mod:`notetune.rewards.metrics` and :func:`notetune.rewards.table1_statistics`; this
+module loads models and files, draws samples, and adds intervals and significance tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from notetune.pretrained.checkpoint import CONFIG, find_checkpoint, load_checkpoint
+from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
+from notetune.pretrained.encoding import canonicalize
+from notetune.pretrained.export import load_samples
+from notetune.pretrained.model import NoteRNN, PriorProduct
+from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
+from notetune.rewards import Key, table1_statistics
+from notetune.rewards.metrics import (
+    NoteNgramIndex,
+    bootstrap_intervals,
+    diversity_by_set,
+    interval_counts,
+    pitch_class_counts,
+    pitch_statistics,
+    ratio,
+    rhythm_statistics,
+    table1_counts,
+)
+
+logger = logging.getLogger(__name__)
+
+COPY_NS = tuple(range(4, 17))
+"""Phrase lengths (notes) of the corpus copy rates; ``copy_rate_8gram`` is the headline."""
+PRINTED_COPY_NS = (4, 8, 12, 16)
+"""Copy rates shown in printed tables and reports (the JSON holds them all)."""
+COPIED_PHRASE_MIN_NOTES = 8
+"""A copied phrase, for the longest span and the plagiarism flag, has at least this many notes: shorter
+figures (a few long notes, a scale run) occur all over any folk corpus."""
+PLAGIARISM_STEPS = 16
+"""A melody is flagged when a copied phrase spans this many steps (a 4/4 bar of 16ths)."""
+MAX_SET_SIZE = 100
+"""Diversity is judged within sets of this many melodies (fewer when there are under ten such sets)."""
+
+Kind = Literal["rate", "figure"]
+
+GROUPS = {
+    "table1": "Table 1 (RL Tuner's rules)",
+    "likelihood": "Likelihood under the prior",
+    "novelty": "Novelty against the corpus",
+    "diversity": "Diversity",
+    "pitch_rhythm": "Pitch and rhythm (MusPy names)",
+}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric means and how it is tested."""
+
+    group: str
+    kind: Kind
+    """"rate": events out of trials, tested with a two-proportion z test; "figure": a value per melody (or per
+    set), tested with a Mann-Whitney U test."""
+    description: str
+    percent: bool = False
+
+
+def _group(group: str, rows: dict[str, tuple[Kind, str]], percent: tuple[str, ...] = ()) -> dict[str, MetricInfo]:
+    """Metrics of one group; rates (and the figures named in ``percent``) are shown as percentages."""
+    return {
+        name: MetricInfo(group, kind, description, kind == "rate" or name in percent)
+        for name, (kind, description) in rows.items()
+    }
+
+
+METRICS: dict[str, MetricInfo] = {
+    **_group(
+        "table1",
+        {
+            "excessively_repeated": ("rate", "tokens where rule 3 fires (a note or hold repeated too often)"),
+            **{
+                f"autocorrelation_lag{lag}": (
+                    "figure",
+                    f"rule 4's autocorrelation of the tokens at lag {lag}",
+                )
+                for lag in (1, 2, 3)
+            },
+            "not_in_key": ("rate", "tokens that are notes outside the key (rule 1)"),
+            "starts_with_tonic": ("rate", "compositions whose first token is the tonic"),
+            "leaps_resolved": ("rate", "leaps resolved / (resolved + doubled) (rule 8)"),
+            "unique_max": ("rate", "compositions whose highest token occurs once"),
+            "unique_min": ("rate", "compositions whose lowest note occurs once"),
+            "in_motif": ("rate", "tokens ending a bar of 8 with at least 3 distinct pitches (rule 5)"),
+            "in_repeated_motif": ("rate", "tokens ending a motif heard earlier (rule 6)"),
+            "repeated_onsets": ("rate", "notes re-struck more than 4 times in a row"),
+            "hold_share": ("rate", "hold (NO_EVENT) tokens"),
+            "rest_share": ("rate", "rest (NOTE_OFF) tokens"),
+        },
+    ),
+    **_group(
+        "likelihood",
+        {
+            "log_prior_per_note": ("figure", "mean log p_prior per token, nats (−3.64: uniform over 38)"),
+            "kl_model_prior_per_note": (
+                "figure",
+                "KL(model‖prior) per token, nats: mean of log p_model − log p_prior over the model's own samples",
+            ),
+        },
+    ),
+    **_group(
+        "novelty",
+        {
+            **{
+                f"copy_rate_{n}gram": (
+                    "rate",
+                    f"{n}-note phrases (intervals + durations, any key) found in the corpus",
+                )
+                for n in COPY_NS
+            },
+            "longest_copied_span": (
+                "figure",
+                f"steps spanned by the longest copied phrase of ≥ {COPIED_PHRASE_MIN_NOTES} notes (0: none)",
+            ),
+            "plagiarism_rate": (
+                "rate",
+                f"melodies with a copied phrase of ≥ {COPIED_PHRASE_MIN_NOTES} notes spanning ≥ "
+                f"{PLAGIARISM_STEPS} steps (a bar)",
+            ),
+        },
+    ),
+    **_group(
+        "diversity",
+        {
+            "distinct_2gram": ("figure", "distinct token 2-grams / all 2-grams within a set"),
+            "distinct_4gram": ("figure", "distinct token 4-grams / all 4-grams within a set"),
+            "duplicate_rate": ("figure", "melodies with an identical copy in their set"),
+            "mean_pairwise_similarity": (
+                "figure",
+                "steps at which two melodies of a set agree, averaged over pairs",
+            ),
+        },
+        percent=("distinct_2gram", "distinct_4gram", "duplicate_rate", "mean_pairwise_similarity"),
+    ),
+    **_group(
+        "pitch_rhythm",
+        {
+            "pitch_range": ("figure", "highest − lowest note, semitones"),
+            "n_pitch_classes_used": ("figure", "distinct pitch classes per melody"),
+            "pitch_class_entropy": ("figure", "entropy of the pitch-class histogram, bits"),
+            "scale_consistency": ("figure", "largest share of notes inside one major/minor scale"),
+            "rest_rate": ("rate", "steps where nothing sounds"),
+            "hold_rate": ("rate", "steps that sustain a note"),
+            "empty_beat_rate": ("rate", "beats (quarter notes) in which nothing sounds"),
+        },
+        percent=("scale_consistency",),
+    ),
+}
+"""Every metric, in display order."""
+
+
+@dataclass
+class Metric:
+    """One metric of one sample set: estimate, 95% bootstrap interval, and the per-unit data behind them."""
+
+    name: str
+    value: float
+    low: float
+    high: float
+    numerator: np.ndarray = field(repr=False)
+    """Per unit (melody or set); the estimate pools ``numerator.sum() / denominator.sum()``."""
+    denominator: np.ndarray = field(repr=False)
+    unit: str = "melody"
+
+    @property
+    def info(self) -> MetricInfo:
+        return METRICS[self.name]
+
+    def per_unit(self) -> np.ndarray:
+        """The figure of each unit where it is defined (e.g. pitch range of each melody with notes)."""
+        defined = self.denominator > 0
+        return self.numerator[defined] / self.denominator[defined]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "value": _json_float(self.value),
+            "ci95": [_json_float(self.low), _json_float(self.high)],
+            "group": self.info.group,
+            "kind": self.info.kind,
+            "unit": self.unit,
+            "units": int(np.count_nonzero(self.denominator > 0)),
+            "description": self.info.description,
+        }
+        if self.info.kind == "rate":
+            data["events"] = _json_float(float(self.numerator.sum()))
+            data["trials"] = _json_float(float(self.denominator.sum()))
+        return data
+
+
+@dataclass
+class Evaluation:
+    """Every metric of one sample set, plus the histograms the report draws."""
+
+    label: str
+    tokens: np.ndarray = field(repr=False)
+    metrics: dict[str, Metric]
+    table1: dict[str, float]
+    """:func:`table1_statistics` verbatim (it includes ``distinct_melodies`` over the whole set)."""
+    pitch_class_counts: np.ndarray
+    interval_counts: np.ndarray
+    """Signed intervals −12..+12 between consecutive notes (wider ones in the end bins)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    vocab: Vocabulary = DEFAULT_VOCABULARY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "num_melodies": int(self.tokens.shape[0]),
+            "length": int(self.tokens.shape[1]),
+            "settings": self.settings,
+            "metrics": {name: metric.to_dict() for name, metric in self.metrics.items()},
+            "table1": {name: _json_float(value) for name, value in self.table1.items()},
+            "pitch_class_counts": self.pitch_class_counts.astype(int).tolist(),
+            "interval_counts": {str(i - 12): int(c) for i, c in enumerate(self.interval_counts)},
+        }
+
+
+def _json_float(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+def default_set_size(num_melodies: int) -> int:
+    """Melodies per diversity set: up to 100, small enough for at least ten sets when possible."""
+    return int(min(MAX_SET_SIZE, max(2, num_melodies // 10)))
+
+
+def evaluate_tokens(
+    tokens: np.ndarray,
+    label: str = "samples",
+    *,
+    key: Key | str = "C major",
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    prior_log_probs: np.ndarray | None = None,
+    model_log_probs: np.ndarray | None = None,
+    corpus_index: NoteNgramIndex | None = None,
+    paper_token_order: bool = False,
+    set_size: int | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    settings: dict[str, Any] | None = None,
+) -> Evaluation:
+    """All metrics of (N, T) melodies.
+
+    ``prior_log_probs`` (N, T), log p_prior of each token, adds ``log_prior_per_note``; with
+    ``model_log_probs`` (log-probabilities under the model that sampled them) also
+    ``kl_model_prior_per_note``. ``corpus_index`` adds the novelty metrics. Left-out inputs leave their
+    metrics out.
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    if tokens.ndim != 2 or tokens.shape[0] == 0 or tokens.shape[1] < 8:
+        raise ValueError(f"melodies must be an (n >= 1, length >= 8) token array; got shape {tokens.shape}")
+    if tokens.min() < 0 or tokens.max() >= vocab.size:
+        raise ValueError(f"tokens must be classes 0..{vocab.size - 1}; got {tokens.min()}..{tokens.max()}")
+    key = Key.parse(key)
+    count, length = tokens.shape
+    steps = np.full(count, float(length))
+    ones = np.ones(count)
+
+    table1 = table1_statistics(tokens, key=key, vocab=vocab, paper_token_order=paper_token_order)
+    per_melody = dict(table1_counts(tokens, key, vocab, paper_token_order))
+    if prior_log_probs is not None:
+        prior_log_probs = _check_log_probs(prior_log_probs, tokens, "prior_log_probs")
+        per_melody["log_prior_per_note"] = (prior_log_probs.sum(axis=1), steps)
+        if model_log_probs is not None:
+            model_log_probs = _check_log_probs(model_log_probs, tokens, "model_log_probs")
+            per_melody["kl_model_prior_per_note"] = ((model_log_probs - prior_log_probs).sum(axis=1), steps)
+    if corpus_index is not None:
+        copies = corpus_index.copy_statistics(tokens, COPY_NS, min_notes=COPIED_PHRASE_MIN_NOTES)
+        for n in COPY_NS:
+            per_melody[f"copy_rate_{n}gram"] = (
+                copies.copied[n].astype(np.float64),
+                copies.windows[n].astype(float),
+            )
+        longest = copies.longest_copied_steps.astype(np.float64)
+        per_melody["longest_copied_span"] = (longest, ones)
+        per_melody["plagiarism_rate"] = ((longest >= PLAGIARISM_STEPS).astype(np.float64), ones)
+    per_melody.update(pitch_statistics(tokens, vocab))
+    per_melody.update(rhythm_statistics(tokens, vocab))
+    metrics = _with_intervals(per_melody, "melody", resamples, seed, exact=table1)
+
+    set_size = set_size or default_set_size(count)
+    if count >= set_size >= 2:
+        # Sets are drawn at random: files may be ordered (corpus windows of one song sit side by side).
+        shuffled = tokens[np.random.default_rng(seed).permutation(count)]
+        per_set = diversity_by_set(canonicalize(shuffled), set_size)
+        sets = {name: (values, np.ones_like(values)) for name, values in per_set.items()}
+        metrics.update(_with_intervals(sets, f"set of {set_size} melodies", resamples, seed + 1))
+    ordered = {name: metrics[name] for name in METRICS if name in metrics}
+    settings = {
+        "key": str(key),
+        "paper_token_order": paper_token_order,
+        "diversity_set_size": set_size,
+        "bootstrap_resamples": resamples,
+        **(settings or {}),
+    }
+    return Evaluation(
+        label,
+        tokens,
+        ordered,
+        table1,
+        pitch_class_counts(tokens, vocab).sum(axis=0),
+        interval_counts(tokens),
+        settings,
+        vocab,
+    )
+
+
+def _check_log_probs(log_probs: np.ndarray, tokens: np.ndarray, name: str) -> np.ndarray:
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    if log_probs.shape != tokens.shape:
+        raise ValueError(f"{name} must have the melodies' shape {tokens.shape}, got {log_probs.shape}")
+    return log_probs
+
+
+def _with_intervals(
+    ratios: dict[str, tuple[np.ndarray, np.ndarray]],
+    unit: str,
+    resamples: int,
+    seed: int,
+    exact: dict[str, float] | None = None,
+) -> dict[str, Metric]:
+    names = list(ratios)
+    numerators = np.stack([np.asarray(ratios[n][0], dtype=np.float64) for n in names], axis=1)
+    denominators = np.stack([np.asarray(ratios[n][1], dtype=np.float64) for n in names], axis=1)
+    low, high = bootstrap_intervals(numerators, denominators, resamples=resamples, seed=seed)
+    metrics = {}
+    for i, name in enumerate(names):
+        value = (exact or {}).get(name, ratio(numerators[:, i], denominators[:, i]))
+        metrics[name] = Metric(
+            name, float(value), float(low[i]), float(high[i]), numerators[:, i], denominators[:, i], unit
+        )
+    return metrics
+
+
+# ------------------------------------------------------------------------------------------ significance
+def two_proportion_p_value(events_a: float, trials_a: float, events_b: float, trials_b: float) -> float:
+    """Two-sided p of a two-proportion z test (pooled variance); NaN without trials."""
+    if trials_a <= 0 or trials_b <= 0:
+        return float("nan")
+    pooled = (events_a + events_b) / (trials_a + trials_b)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / trials_a + 1 / trials_b))
+    difference = events_a / trials_a - events_b / trials_b
+    if spread == 0:
+        return 1.0 if difference == 0 else 0.0
+    return math.erfc(abs(difference / spread) / math.sqrt(2))
+
+
+def p_value(a: Metric, b: Metric) -> float:
+    """Two-sided p-value for a difference between two sample sets in this metric.
+
+    Rates: two-proportion z test on the pooled counts; figures: Mann-Whitney U test on the per-unit values.
+    """
+    if a.info.kind == "rate":
+        return two_proportion_p_value(a.numerator.sum(), a.denominator.sum(), b.numerator.sum(), b.denominator.sum())
+    from scipy.stats import mannwhitneyu
+
+    x, y = a.per_unit(), b.per_unit()
+    if x.size == 0 or y.size == 0:
+        return float("nan")
+    if np.ptp(np.concatenate([x, y])) == 0:
+        return 1.0  # every value equal: no evidence of a difference
+    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
+def compare_evaluations(baseline: Evaluation, other: Evaluation) -> dict[str, float]:
+    """p-values of every metric both sets have, ``other`` against ``baseline``."""
+    return {
+        name: p_value(baseline.metrics[name], metric)
+        for name, metric in other.metrics.items()
+        if name in baseline.metrics
+    }
+
+
+# --------------------------------------------------------------------------------------------------- sources
+SourceKind = Literal["model", "samples", "corpus"]
+
+
+@dataclass
+class SampleSource:
+    """Melodies to evaluate and where they came from (a model's samples, files, or corpus windows)."""
+
+    label: str
+    kind: SourceKind
+    path: str
+    tokens: np.ndarray = field(repr=False)
+    vocab: Vocabulary = DEFAULT_VOCABULARY
+    key: str | None = None
+    """The key the model was tuned for (None: not recorded; evaluation then uses C major)."""
+    checkpoint: Path | None = None
+    model_log_probs: np.ndarray | None = field(default=None, repr=False)
+    """(N, T) log-probabilities of the tokens under the sampling distribution (models only)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def is_model_path(spec: str | Path) -> bool:
+    """True for "default", a checkpoint directory or a tuning run directory."""
+    path = Path(spec)
+    return str(spec) == "default" or (path / CONFIG).is_file() or (path / "model" / CONFIG).is_file()
+
+
+def is_corpus_file(path: str | Path) -> bool:
+    path = Path(path)
+    if not (path.is_file() and path.suffix == ".npz"):
+        return False
+    with np.load(path, allow_pickle=False) as data:
+        return "offsets" in data.files
+
+
+def load_source(
+    spec: str | Path,
+    *,
+    num: int | None = 1000,
+    length: int = 32,
+    seed: int = 0,
+    temperature: float = 1.0,
+    label: str | None = None,
+) -> SampleSource:
+    """The melodies ``spec`` names, ready to evaluate.
+
+    A model (``default``, a checkpoint or run directory) is sampled ``num`` times with ``seed``; a corpus file
+    gives ``num`` random ``length``-step windows; a samples.npz or MIDI folder gives its first ``num``
+    melodies. ``num=None`` (files only) takes everything.
+    """
+    spec = str(spec)
+    if is_model_path(spec):
+        return sample_source(spec, num=num or 1000, length=length, seed=seed, temperature=temperature, label=label)
+    path = Path(spec)
+    if is_corpus_file(path):
+        corpus = load_corpus(path)
+        windows = corpus.windows(length)
+        total = len(windows)
+        if num is not None and num < total:
+            windows = windows[np.random.default_rng(seed).choice(total, size=num, replace=False)]
+        return SampleSource(
+            label or "corpus",
+            "corpus",
+            spec,
+            windows,
+            corpus.vocab,
+            key="C major",
+            settings={"corpus_windows": total, "window_length": length, "seed": seed},
+        )
+    if path.is_dir() and (path / "samples.npz").is_file():
+        path = path / "samples.npz"  # the exact tokens; MIDI files beside it keep only the canonical spelling
+    vocab = _samples_vocabulary(path)
+    tokens = load_samples(path, vocab, length=None if path.suffix == ".npz" else length)
+    if num is not None:
+        tokens = tokens[:num]
+    name = path.parent.name if path.name == "samples.npz" else path.stem if path.is_file() else path.name
+    return SampleSource(label or name or spec, "samples", spec, tokens, vocab)
+
+
+def sample_source(
+    spec: str,
+    *,
+    num: int,
+    length: int = 32,
+    seed: int = 0,
+    temperature: float = 1.0,
+    label: str | None = None,
+    batch_size: int = 4096,
+) -> SampleSource:
+    """``num`` melodies sampled from a model, with their log-probabilities under the sampling distribution."""
+    checkpoint = find_checkpoint(spec)
+    model, config = load_checkpoint(checkpoint)
+    started = time.perf_counter()
+    tokens, log_probs = sample_tokens(
+        model, num, length, temperature, seed, batch_size=batch_size, return_log_probs=True
+    )
+    if temperature != 1.0:  # sample_tokens reports temperature-1 log-probabilities; KL needs the sampler's
+        log_probs = score_tokens(model, tokens, temperature)
+    seconds = time.perf_counter() - started
+    if label is None:
+        label = (
+            "default prior"
+            if spec == "default"
+            else (checkpoint.parent.name if checkpoint.name == "model" else checkpoint.name)
+        )
+        if temperature != 1.0:
+            label += f" (T={temperature:g})"
+    settings = {
+        "checkpoint": str(checkpoint),
+        "seed": seed,
+        "temperature": temperature,
+        "sampling_seconds": round(seconds, 3),
+    }
+    return SampleSource(
+        label,
+        "model",
+        spec,
+        tokens,
+        model.vocab,
+        config.get("key"),
+        checkpoint.resolve(),
+        log_probs,
+        settings,
+    )
+
+
+def _samples_vocabulary(path: Path) -> Vocabulary:
+    """The vocabulary written into a samples.npz (the default one for MIDI folders and older files)."""
+    npz = path / "samples.npz" if path.is_dir() else path
+    if npz.suffix == ".npz" and npz.is_file():
+        with np.load(npz, allow_pickle=False) as data:
+            if "vocabulary" in data.files:
+                return Vocabulary.from_dict(json.loads(str(data["vocabulary"])))
+    return DEFAULT_VOCABULARY
+
+
+def score_tokens(
+    model: NoteRNN | PriorProduct, tokens: np.ndarray, temperature: float = 1.0, batch_size: int = 8192
+) -> np.ndarray:
+    """(N, T) log p(token_t | history) under ``model`` sampled at ``temperature``."""
+    if temperature == 1.0:
+        return log_prior_per_step(model, tokens, batch_size)
+    import torch
+
+    rows = []
+    with torch.no_grad():
+        for begin in range(0, len(tokens), batch_size):
+            chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
+            start = torch.full((chunk.shape[0], 1), model.start_token, dtype=torch.long)
+            logits, _ = model(torch.cat([start, chunk[:, :-1]], dim=1))
+            log_probs = torch.log_softmax(logits / temperature, dim=-1)
+            rows.append(log_probs.gather(-1, chunk.unsqueeze(-1)).squeeze(-1).double().numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
+
+
+@dataclass
+class Prior:
+    """The reference model for ``log_prior_per_note`` and the KL estimate."""
+
+    model: NoteRNN | PriorProduct
+    checkpoint: Path
+
+
+def load_prior(spec: str | None) -> Prior | None:
+    """The prior named by ``spec`` ("default", a directory); None for "none".
+
+    A missing shipped prior only skips the likelihood metrics (with a warning); a missing named one is an
+    error.
+    """
+    if spec is None or str(spec).lower() in ("", "none"):
+        return None
+    checkpoint = find_checkpoint(spec)
+    if str(spec) == "default" and not (checkpoint / CONFIG).is_file():
+        logger.warning("no shipped prior at %s: likelihood metrics skipped (pass --prior DIR)", checkpoint)
+        return None
+    model, _ = load_checkpoint(checkpoint)
+    return Prior(model, checkpoint.resolve())
+
+
+_CORPUS_INDICES: dict[Path, NoteNgramIndex] = {}
+
+
+def load_corpus_index(spec: str | None) -> tuple[NoteNgramIndex | None, str | None]:
+    """The n-gram index of a corpus file ("default": the shipped corpus; None/"none": no novelty metrics).
+
+    A missing shipped corpus only skips the novelty metrics (with a warning); a missing named file is fatal.
+    """
+    if spec is None or str(spec).lower() in ("", "none"):
+        return None, None
+    path = DEFAULT_CORPUS if str(spec) == "default" else Path(spec)
+    if not path.is_file() and str(spec) == "default":
+        logger.warning("no corpus at %s: novelty metrics skipped (build it with `notetune corpus`)", path)
+        return None, None
+    path = path.resolve()
+    if path not in _CORPUS_INDICES:
+        corpus = load_corpus(path)
+        _CORPUS_INDICES[path] = NoteNgramIndex.from_flat(corpus.tokens, corpus.offsets)
+    return _CORPUS_INDICES[path], str(path)
+
+
+def evaluate_source(
+    source: SampleSource,
+    *,
+    prior: Prior | None = None,
+    corpus: str | None = "default",
+    key: str | None = None,
+    paper_token_order: bool = False,
+    set_size: int | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Evaluation:
+    """Evaluate a source's melodies; the key defaults to the model's own, else C major."""
+    started = time.perf_counter()
+    prior_log_probs = None
+    if prior is not None:
+        if prior.model.vocab != source.vocab:
+            raise ValueError(
+                f"the prior {prior.checkpoint} uses vocabulary {prior.model.vocab} but {source.label} "
+                f"uses {source.vocab}; pass a matching --prior or --prior none"
+            )
+        same_model = source.checkpoint == prior.checkpoint and source.settings.get("temperature", 1.0) == 1.0
+        prior_log_probs = source.model_log_probs if same_model else score_tokens(prior.model, source.tokens)
+    corpus_index, corpus_path = load_corpus_index(corpus)
+    settings = {
+        "source": source.path,
+        "kind": source.kind,
+        **source.settings,
+        "prior": None if prior is None else str(prior.checkpoint),
+        "corpus": corpus_path,
+    }
+    evaluation = evaluate_tokens(
+        source.tokens,
+        source.label,
+        key=key or source.key or "C major",
+        vocab=source.vocab,
+        prior_log_probs=prior_log_probs,
+        model_log_probs=source.model_log_probs if prior is not None else None,
+        corpus_index=corpus_index,
+        paper_token_order=paper_token_order,
+        set_size=set_size,
+        resamples=resamples,
+        seed=seed,
+        settings=settings,
+    )
+    evaluation.settings["scoring_seconds"] = round(time.perf_counter() - started, 3)
+    return evaluation

@@ -1,0 +1,253 @@
+"""Blind A/B listening tests: export randomised, anonymised pairs; score the listeners' answers.
+
+``export_listening_test`` writes ``index.html`` (two players per pair and a preference form; the answers are
+saved as a JSON file through the browser's downloads), the audio files named only by pair and position, and a
+hidden key file ``.key.json`` saying which set played first in each pair. ``score_listening_test`` un-blinds
+one or more answer files and tests the preference with a two-sided binomial test (no preference is left out).
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from notetune.pretrained.export import write_wav
+
+from .evaluation import SampleSource
+
+KEY_FILE = ".key.json"
+CHOICES = ("1", "2", "none")
+"""Answers per pair: the first clip sounds better, the second, or no preference."""
+
+
+@dataclass(frozen=True)
+class ListeningPair:
+    """One anonymised pair: which set plays first (``"A"`` or ``"B"``) and which melodies."""
+
+    pair: str
+    first: str
+    second: str
+    first_melody: int
+    second_melody: int
+
+
+def export_listening_test(
+    a: SampleSource,
+    b: SampleSource,
+    out: str | Path,
+    pairs: int = 20,
+    seed: int = 0,
+) -> Path:
+    """Write a blind A/B test of ``pairs`` pairs (melody ``i`` of A against melody ``i`` of B) into ``out``.
+
+    Pair order and which set plays first are randomised with ``seed``. Returns the page's path.
+    """
+    if pairs < 1:
+        raise ValueError(f"a listening test needs at least 1 pair, got {pairs}")
+    for source in (a, b):
+        if len(source.tokens) < pairs:
+            raise ValueError(f"{source.label} has {len(source.tokens)} melodies; {pairs} pairs need {pairs}")
+    out = Path(out)
+    if (out / KEY_FILE).exists():
+        raise FileExistsError(f"{out} already holds a listening test; choose another --out")
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    melodies = rng.permutation(pairs)
+    a_first = rng.random(pairs) < 0.5
+    test_id = uuid.uuid4().hex[:12]
+    sets = {"A": a, "B": b}
+    plan, renderers = [], set()
+    for position, (melody, first_is_a) in enumerate(zip(melodies.tolist(), a_first.tolist(), strict=True)):
+        first, second = ("A", "B") if first_is_a else ("B", "A")
+        pair = ListeningPair(f"pair-{position + 1:02d}", first, second, melody, melody)
+        for slot, name in (("1", first), ("2", second)):
+            source = sets[name]
+            renderers.add(
+                write_wav(source.tokens[melody], out / "audio" / f"{pair.pair}-{slot}.wav", source.vocab)
+            )
+        plan.append(pair)
+    key = {
+        "test_id": test_id,
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "seed": seed,
+        "sets": {
+            name: {"label": s.label, "source": s.path, "settings": s.settings} for name, s in sets.items()
+        },
+        "pairs": [asdict(p) for p in plan],
+        "tokens": {name: s.tokens[:pairs].tolist() for name, s in sets.items()},
+        "audio_renderer": sorted(renderers),
+    }
+    (out / KEY_FILE).write_text(json.dumps(key, indent=2) + "\n")
+    page = out / "index.html"
+    page.write_text(render_listening_page(test_id, [p.pair for p in plan]), encoding="utf-8")
+    return page
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Listening test</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 760px; margin: 2rem auto; padding: 0 1rem;
+       color: #222; }
+fieldset.pair { border: 1px solid #ddd; border-radius: 6px; margin: 1rem 0; padding: 0.6rem 1rem; }
+.clip { display: flex; align-items: center; gap: 0.6rem; margin: 0.3rem 0; }
+.clip audio { flex: 1; }
+.choices label { margin-right: 1.2rem; }
+#save { display: inline-block; padding: 0.5rem 1rem; background: #1a5fb4; color: white; border-radius: 4px;
+        text-decoration: none; }
+</style></head><body>
+<h1>Which melody sounds better?</h1>
+<p>Each pair plays two short melodies, <b>1</b> and <b>2</b>, in random order. Listen to both and choose
+the one you prefer (or no preference). When you are done, press <i>Save answers</i>: your browser downloads
+a small JSON file; send it to whoever gave you this test. Test <code>$TEST_ID_TEXT</code>.</p>
+<p><label>Your name or initials (optional): <input id="listener" type="text"></label></p>
+<form id="answers" onsubmit="return false">
+$PAIRS_HTML
+</form>
+<p><span id="count"></span> · <a id="save" href="#" onclick="saveAnswers()">Save answers</a></p>
+<script>
+const TEST_ID = $TEST_ID_JSON;
+const PAIRS = $PAIRS_JSON;
+function answers() {
+  const chosen = {};
+  for (const pair of PAIRS) {
+    const checked = document.querySelector('input[name="' + pair + '"]:checked');
+    if (checked) chosen[pair] = checked.value;
+  }
+  return chosen;
+}
+function updateCount() {
+  const answered = Object.keys(answers()).length;
+  document.getElementById("count").textContent = answered + " of " + PAIRS.length + " answered";
+}
+function saveAnswers() {  // not "download": inside onclick that name is the link's own attribute
+  const data = {test_id: TEST_ID, listener: document.getElementById("listener").value,
+                saved: new Date().toISOString(), answers: answers()};
+  const blob = new Blob([JSON.stringify(data, null, 2)], {type: "application/json"});
+  const link = document.getElementById("save");
+  link.href = URL.createObjectURL(blob);
+  link.download = "answers-" + TEST_ID + ".json";
+}
+document.addEventListener("change", updateCount);
+updateCount();
+</script>
+</body></html>
+"""
+"""The listening page; the $NAMES are filled in by :func:`render_listening_page`."""
+
+
+def render_listening_page(test_id: str, pair_ids: list[str]) -> str:
+    """The form: two unnamed players per pair, three choices, and a button that downloads the answers."""
+    e = html.escape
+    rows = []
+    for number, pair in enumerate(pair_ids, 1):
+        choices = "".join(
+            f'<label><input type="radio" name="{e(pair)}" value="{value}"> {text}</label>'
+            for value, text in (("1", "1 sounds better"), ("2", "2 sounds better"), ("none", "no preference"))
+        )
+        rows.append(
+            f'<fieldset class="pair"><legend>Pair {number}</legend>'
+            + "".join(
+                f'<div class="clip"><b>{slot}</b> '
+                f'<audio controls preload="auto" src="audio/{e(pair)}-{slot}.wav"></audio></div>'
+                for slot in ("1", "2")
+            )
+            + f'<div class="choices">{choices}</div></fieldset>'
+        )
+    page = PAGE.replace("$TEST_ID_TEXT", e(test_id)).replace("$PAIRS_HTML", "\n".join(rows))
+    return page.replace("$TEST_ID_JSON", json.dumps(test_id)).replace("$PAIRS_JSON", json.dumps(pair_ids))
+
+
+@dataclass
+class ListeningResult:
+    """Un-blinded preferences pooled over all answer files."""
+
+    test_id: str
+    labels: dict[str, str]
+    """"A"/"B" → the sets' labels."""
+    prefer_a: int
+    prefer_b: int
+    no_preference: int
+    unanswered: int
+    listeners: int
+    p_value: float
+    """Two-sided binomial test of prefer_a against prefer_a + prefer_b at 1/2 (NaN without preferences)."""
+
+    @property
+    def preference_for_a(self) -> float:
+        decided = self.prefer_a + self.prefer_b
+        return self.prefer_a / decided if decided else float("nan")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["preference_for_a"] = self.preference_for_a
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in data.items()}
+
+    def summary(self) -> str:
+        a, b = self.labels["A"], self.labels["B"]
+        decided = self.prefer_a + self.prefer_b
+        share = f"{100 * self.preference_for_a:.1f}%" if decided else "n/a"
+        p = "n/a" if not np.isfinite(self.p_value) else f"{self.p_value:.4f}"
+        return (
+            f"listening test {self.test_id}: {self.listeners} listener(s)\n"
+            f"  prefer A ({a}): {self.prefer_a}\n  prefer B ({b}): {self.prefer_b}\n"
+            f"  no preference: {self.no_preference}\n  unanswered: {self.unanswered}\n"
+            f"  A preferred in {share} of decided pairs; two-sided binomial test p = {p}"
+        )
+
+
+def score_listening_test(directory: str | Path, answer_files: list[str | Path]) -> ListeningResult:
+    """Un-blind the answer files of the test in ``directory`` and test the preference."""
+    directory = Path(directory)
+    key_path = directory / KEY_FILE
+    if not key_path.is_file():
+        raise FileNotFoundError(
+            f"{directory} holds no listening test key ({KEY_FILE}); "
+            "give the folder `notetune listen export` wrote"
+        )
+    key = json.loads(key_path.read_text())
+    pairs = {p["pair"]: p for p in key["pairs"]}
+    counts = {"A": 0, "B": 0, "none": 0, "unanswered": 0}
+    for answer_file in answer_files:
+        answers = json.loads(Path(answer_file).read_text())
+        if answers.get("test_id") != key["test_id"]:
+            raise ValueError(
+                f"{answer_file} answers test {answers.get('test_id')!r}, but {directory} holds test "
+                f"{key['test_id']!r}"
+            )
+        given = answers.get("answers", {})
+        unknown = sorted(set(given) - set(pairs))
+        if unknown:
+            raise ValueError(f"{answer_file} answers unknown pairs {unknown}")
+        for pair_id, pair in pairs.items():
+            choice = given.get(pair_id)
+            if choice is None:
+                counts["unanswered"] += 1
+            elif choice == "none":
+                counts["none"] += 1
+            elif choice in ("1", "2"):
+                counts[pair["first"] if choice == "1" else pair["second"]] += 1
+            else:
+                raise ValueError(f"{answer_file}: answer {choice!r} for {pair_id} is not one of {CHOICES}")
+    decided = counts["A"] + counts["B"]
+    if decided:
+        from scipy.stats import binomtest
+
+        p_value = float(binomtest(counts["A"], decided, 0.5, alternative="two-sided").pvalue)
+    else:
+        p_value = float("nan")
+    labels = {name: info["label"] for name, info in key["sets"].items()}
+    return ListeningResult(
+        key["test_id"],
+        labels,
+        counts["A"],
+        counts["B"],
+        counts["none"],
+        counts["unanswered"],
+        len(answer_files),
+        p_value,
+    )

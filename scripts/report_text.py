@@ -1,0 +1,82 @@
+"""Plain-text tables of evaluations, for the terminal (``notetune evaluate``, ``notetune compare``)."""
+
+from __future__ import annotations
+
+import math
+
+from notetune.rewards import PAPER_TABLE1
+
+from .evaluation import COPY_NS, GROUPS, METRICS, PRINTED_COPY_NS, Evaluation, Metric
+
+
+def decimals(name: str, value: float) -> int:
+    """Decimals that show about three significant digits of a value (of its percentage, for shares)."""
+    if name.startswith("autocorrelation"):
+        return 3
+    size = abs(100 * value) if METRICS[name].percent else abs(value)
+    if size == 0:
+        return 1
+    if METRICS[name].percent:
+        return 1 if size >= 1 else 2 if size >= 0.1 else 3
+    return 0 if size >= 100 else 1 if size >= 10 else 2 if size >= 1 else 3
+
+
+def format_value(name: str, value: float | None, places: int | None = None) -> str:
+    """A metric value for people: percentages for shares, signed correlations, about 3 significant digits."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    places = decimals(name, value) if places is None else places
+    if name.startswith("autocorrelation"):
+        return f"{value:+.{places}f}"
+    return f"{100 * value:.{places}f}%" if METRICS[name].percent else f"{value:.{places}f}"
+
+
+def format_interval(metric: Metric) -> str:
+    """``[low, high]`` of the 95% bootstrap interval, with as many decimals as the estimate."""
+    places = decimals(metric.name, metric.value) if math.isfinite(metric.value) else None
+    return (
+        f"[{format_value(metric.name, metric.low, places)}, {format_value(metric.name, metric.high, places)}]"
+    )
+
+
+def shown_metrics(evaluations: list[Evaluation]) -> list[str]:
+    """Metrics to print or report: those any evaluation has, with copy rates for a few phrase lengths only."""
+    names = [name for name in METRICS if any(name in e.metrics for e in evaluations)]
+    hidden = {f"copy_rate_{n}gram" for n in COPY_NS if n not in PRINTED_COPY_NS}
+    return [name for name in names if name not in hidden]
+
+
+def format_table(evaluations: list[Evaluation], paper_column: bool = True) -> str:
+    """Per metric, each evaluation's value and 95% interval (and RL Tuner's Note RNN beside Table 1)."""
+    header = ["metric"]
+    for evaluation in evaluations:
+        header += [evaluation.label, "95% interval"]
+    if paper_column:
+        header.append("paper Note RNN")
+    rows: list[list[str]] = []
+    group = None
+    for name in shown_metrics(evaluations):
+        if METRICS[name].group != group:
+            group = METRICS[name].group
+            rows.append([GROUPS[group]])
+        row = [f"  {name}"]
+        for evaluation in evaluations:
+            metric = evaluation.metrics.get(name)
+            if metric is None:
+                row += ["–", ""]
+            else:
+                row += [format_value(name, metric.value), format_interval(metric)]
+        if paper_column:
+            paper = PAPER_TABLE1["note_rnn"].get(name)
+            row.append("" if paper is None else format_value(name, paper))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in [header, *rows] if len(row) > 1) for i in range(len(header))]
+
+    def render(cells: list[str]) -> str:
+        if len(cells) == 1:
+            return cells[0]
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([render(header), "  ".join("-" * w for w in widths), *map(render, rows)])
