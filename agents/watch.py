@@ -9,23 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from notetune.pretrained.encoding import canonicalize
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
 from notetune.rewards.keys import Key
+from notetune.rewards.metrics import diversity_by_set
 from notetune.rewards.reward_set import RewardSet
 from notetune.rewards.statistics import table1_statistics
 
 
-def distinct_ngram_share(tokens: np.ndarray, n: int = 4) -> float:
-    """Distinct token n-grams / all n-grams over the whole set (1 = nothing repeats, ~0 = one loop)."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    if tokens.shape[1] < n or len(tokens) == 0:
-        return 0.0
-    windows = np.lib.stride_tricks.sliding_window_view(tokens, n, axis=1).reshape(-1, n)
-    codes = np.zeros(len(windows), dtype=np.int64)
-    for j in range(n):
-        codes = codes * 64 + windows[:, j]
-    return float(len(np.unique(codes)) / len(codes))
+def distinct_4gram_share(tokens: np.ndarray, set_size: int = 100) -> float:
+    """Distinct token 4-grams / all 4-grams within sets of ``set_size`` melodies, averaged over the sets
+    (the same definition as `notetune evaluate`'s ``distinct_4gram``; near 0 means the melodies loop)."""
+    tokens = canonicalize(np.asarray(tokens, dtype=np.int64))
+    return float(diversity_by_set(tokens, min(set_size, len(tokens)), ns=(4,))["distinct_4gram"].mean())
 
 
 def music_reward_per_melody(
@@ -60,7 +57,7 @@ def evaluate_model(
     stats = table1_statistics(tokens, key=Key.parse(key), vocab=model.vocab)
     stats.update(
         {
-            "distinct_4gram": distinct_ngram_share(tokens, 4),
+            "distinct_4gram": distinct_4gram_share(tokens),
             "log_prior_per_note": float(log_prior.mean()),
             "kl_per_melody": float((log_probs - log_prior).sum(1).mean()),
             "music_reward": float(music.mean()),

@@ -116,7 +116,8 @@ def load_samples(path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY, lengt
     from .encoding import read_midi
 
     path = Path(path)
-    if path.is_dir() and (path / "samples.npz").is_file() and not any(path.glob("*.mid")):
+    if path.is_dir() and (path / "samples.npz").is_file():
+        # `notetune sample` writes both; the npz keeps the exact token spelling, MIDI only the sound.
         path = path / "samples.npz"
     if path.is_file() and path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:

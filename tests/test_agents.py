@@ -17,7 +17,7 @@ from notetune.agents.config import TuneConfig
 from notetune.agents.kl import KLController
 from notetune.agents.policy import MelodyPolicy
 from notetune.agents.run import TuneError, TuneRun, load_run
-from notetune.agents.watch import Watcher, distinct_ngram_share, evaluate_model
+from notetune.agents.watch import Watcher, distinct_4gram_share, evaluate_model
 from notetune.envs import MelodyVecEnv
 from notetune.pretrained.checkpoint import load_checkpoint
 from notetune.pretrained.sampling import sample_tokens
@@ -150,7 +150,7 @@ def test_collapse_detector_fires_on_a_collapsed_batch(tiny_prior):
     def stats(tokens):
         s = table1_statistics(tokens)
         s.update(
-            distinct_4gram=distinct_ngram_share(tokens),
+            distinct_4gram=distinct_4gram_share(tokens),
             kl_per_melody=1.0,
             log_prior_per_note=-1.0,
             music_reward=100.0,
