@@ -7,10 +7,9 @@ import copy
 import numpy as np
 import torch
 from gymnasium import spaces
+from notetune.pretrained.model import NoteRNN, State
 from stable_baselines3.common.policies import BasePolicy
 from torch import nn
-
-from notetune.pretrained.model import NoteRNN, State
 
 MASKED_LOGIT = -1e9
 """Logit of an action the constraints forbid: probability exactly 0, and 0·log 0 stays 0 in the entropy."""

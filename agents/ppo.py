@@ -14,14 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from notetune.envs.vec_env import MelodyVecEnv
+from notetune.pretrained.model import NoteRNN
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
-
-from notetune.envs.vec_env import MelodyVecEnv
-from notetune.pretrained.model import NoteRNN
 
 from .kl import KLController
 from .policy import MelodyPolicy, numpy_tokens

@@ -59,7 +59,10 @@ class TuneRun:
                 "or choose another --out"
             )
         torch.set_num_threads(config.threads)
-        self.key = Key.parse(config.key)
+        try:
+            self.key = Key.parse(config.key)
+        except ValueError as error:
+            raise TuneError(str(error)) from error
         self.prior_dir = find_checkpoint(config.prior)
         self.prior, self.prior_config = load_checkpoint(self.prior_dir)
         # The prior writes in the key its checkpoint records (C major / A minor if none): shift it to the run's.

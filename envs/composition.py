@@ -50,13 +50,10 @@ class CompositionBatch:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (length, prior.num_actions):
                 raise ValueError(
-                    f"the action mask must be (length, V) = ({length}, {prior.num_actions}); "
-                    f"got {allowed.shape}"
+                    f"the action mask must be (length, V) = ({length}, {prior.num_actions}); got {allowed.shape}"
                 )
             if not allowed.any(axis=1).all():
-                raise ValueError(
-                    f"the action mask allows nothing at step {int(np.argmin(allowed.any(axis=1)))}"
-                )
+                raise ValueError(f"the action mask allows nothing at step {int(np.argmin(allowed.any(axis=1)))}")
         if primer is not None and len(primer) and (np.min(primer) < 0 or np.max(primer) >= prior.num_actions):
             raise ValueError(f"primer tokens must lie in 0..{prior.num_actions - 1}")
         self.prior = PriorScorer(prior)
@@ -111,9 +108,7 @@ class CompositionBatch:
             raise RuntimeError("the compositions are complete; call reset()")
         actions = np.asarray(actions, dtype=np.int64).reshape(self.batch_size)
         if actions.min() < 0 or actions.max() >= self.num_actions:
-            raise ValueError(
-                f"actions must lie in 0..{self.num_actions - 1}, got {actions.min()}..{actions.max()}"
-            )
+            raise ValueError(f"actions must lie in 0..{self.num_actions - 1}, got {actions.min()}..{actions.max()}")
         if self.allowed is not None and not self.allowed[self.t, actions].all():
             bad = int(actions[~self.allowed[self.t, actions]][0])
             raise ValueError(

@@ -120,9 +120,7 @@ class MelodyVecEnv(VecEnv):
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        if (
-            method_name == "action_masks"
-        ):  # one row per environment, as sb3-contrib's get_action_masks expects
+        if method_name == "action_masks":  # one row per environment, as sb3-contrib's get_action_masks expects
             return list(self.action_masks()[list(self._get_indices(indices))])
         return [getattr(self, method_name)(*method_args, **method_kwargs)] * len(self._get_indices(indices))
 
@@ -151,10 +149,15 @@ class NullMelodyVecEnv(MelodyVecEnv):
         self.last_result = None
         self.last_tokens = None
         self._zero_log_probs = np.zeros((num_envs, num_actions))
+        self._no_rewards = RewardSet([], {})
 
     @property
     def prior_log_probs(self) -> np.ndarray:
         return self._zero_log_probs
+
+    @property
+    def rewards(self) -> RewardSet:
+        return self._no_rewards
 
     def action_masks(self) -> np.ndarray:
         return np.ones((self.num_envs, self.num_actions), dtype=bool)

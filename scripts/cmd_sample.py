@@ -51,9 +51,7 @@ def register(parser: argparse.ArgumentParser):
 
 def parse_formats(text: str) -> tuple[str, ...]:
     formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
-    formats = tuple(
-        "midi" if f in ("mid", "midi") else "musicxml" if f in ("xml", "musicxml") else f for f in formats
-    )
+    formats = tuple("midi" if f in ("mid", "midi") else "musicxml" if f in ("xml", "musicxml") else f for f in formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise config.ConfigError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
@@ -80,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
     except ConstraintError as error:
         raise config.ConfigError(str(error)) from error
     started = time.perf_counter()
-    tokens = sample_tokens(
-        model, cfg.num, cfg.length, cfg.temperature, cfg.seed, primer=primer, allowed=allowed
-    )
+    tokens = sample_tokens(model, cfg.num, cfg.length, cfg.temperature, cfg.seed, primer=primer, allowed=allowed)
     seconds = time.perf_counter() - started
     export_melodies(
         tokens,
