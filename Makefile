@@ -32,6 +32,10 @@ targets: install
 	mkdir -p bench-results
 	$(BIN)/python scripts/bench_targets.py --out bench-results/targets.json
 
+# The slow reliability checks: bad MIDI folders, repeated SIGKILL + resume, byte-identical reruns (~3 min).
+chaos: install
+	$(BIN)/python scripts/chaos.py --out out/chaos
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -117,6 +117,8 @@ class TuneCallback(BaseCallback):
             run.config.length,
             seed=run.config.seed + 12345,
             key=run.key,
+            primer=run.primer,
+            allowed=run.allowed,
         )
         record = run.watcher.observe(steps, stats)
         for name, value in stats.items():
@@ -124,21 +126,7 @@ class TuneCallback(BaseCallback):
         self.logger.record("eval/eligible", float(record["eligible"]))
         self.logger.dump(step=steps)
         if record["improved"]:
-            save_checkpoint(
-                run.current_model(),
-                run.out / "best",
-                extra={
-                    "key": "C major",
-                    "tuned": {
-                        "algo": run.config.algo,
-                        "step": steps,
-                        "reward": run.config.reward,
-                        "weights": run.config.weights,
-                        "rule_key": str(run.key),
-                    },
-                    "metrics": {k: v for k, v in stats.items() if isinstance(v, int | float)},
-                },
-            )
+            save_checkpoint(run.current_model(), run.out / "best", extra=run.checkpoint_extra(steps, stats))
         fired = check_alarms(
             stats,
             run.watcher.baseline or stats,

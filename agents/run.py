@@ -26,6 +26,7 @@ from notetune.pretrained.checkpoint import (
 from notetune.pretrained.constraints import ConstraintError, control_inputs
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.sampling import sample_tokens
 from notetune.pretrained.transpose import PRIOR_KEY, transpose_to_key
 from notetune.rewards.keys import Key
 from notetune.rewards.reward_set import RewardSet
@@ -33,7 +34,7 @@ from notetune.rewards.reward_set import RewardSet
 from .callbacks import TuneCallback
 from .config import ALGORITHMS, TuneConfig
 from .kl import KLController
-from .watch import SelectionRule, Watcher
+from .watch import SelectionRule, Watcher, music_reward_per_melody
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
@@ -87,6 +88,7 @@ class TuneRun:
             )
         self.rewards = self.build_rewards()
         self.eval_rewards = self.build_rewards()
+        self.check_rewards()
         rule = SelectionRule(
             config.max_kl,
             config.min_distinct_melodies,
@@ -112,6 +114,14 @@ class TuneRun:
             length=self.config.length,
             corpus=self.corpus.melodies() if self.corpus is not None else None,
         )
+
+    def check_rewards(self) -> None:
+        """Score a few of the prior's compositions with a throw-away reward set, so a plugin that raises or
+        returns NaN fails here, before the run directory exists."""
+        tokens = sample_tokens(
+            self.prior, 8, self.config.length, seed=self.config.seed, primer=self.primer, allowed=self.allowed
+        )
+        music_reward_per_melody(self.build_rewards(), tokens)
 
     def build_algorithm(self):
         config = self.config
@@ -162,7 +172,9 @@ class TuneRun:
     def run(self) -> dict[str, Any]:
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2) + "\n")
+        tmp = self.out / (CONFIG_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+        tmp.replace(self.out / CONFIG_FILE)
         from stable_baselines3.common.logger import configure
 
         self.algorithm.set_logger(configure(str(self.out / "tensorboard"), ["tensorboard"]))
@@ -235,24 +247,25 @@ class TuneRun:
         tmp.replace(self.out / "run.json")
         return record
 
+    def checkpoint_extra(self, step: int, stats: dict[str, Any]) -> dict[str, Any]:
+        """What a tuned checkpoint's config.json says besides the architecture."""
+        return {
+            "key": str(self.key),  # the tuned model writes in this key; `sample --key` transposes from here
+            "tuned": {
+                "algo": self.config.algo,
+                "step": step,
+                "reward": self.config.reward,
+                "weights": self.config.weights,
+                "primer": self.config.primer,
+                "constraint": self.config.constraint,
+                "from_prior": str(self.prior_dir),
+            },
+            "metrics": {k: v for k, v in stats.items() if isinstance(v, int | float)},
+        }
+
     def export(self, directory: Path, step: int, stats: dict[str, Any]) -> None:
         """Write the current policy as a Note RNN checkpoint that `sample` and `evaluate` accept."""
-        save_checkpoint(
-            self.current_model(),
-            directory,
-            extra={
-                "key": "C major",
-                "tuned": {
-                    "algo": self.config.algo,
-                    "step": step,
-                    "reward": self.config.reward,
-                    "weights": self.config.weights,
-                    "rule_key": str(self.key),
-                    "from_prior": str(self.prior_dir),
-                },
-                "metrics": {k: v for k, v in stats.items() if isinstance(v, int | float)},
-            },
-        )
+        save_checkpoint(self.current_model(), directory, extra=self.checkpoint_extra(step, stats))
 
 
 def load_run(directory: str | Path) -> TuneRun:

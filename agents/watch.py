@@ -49,10 +49,18 @@ def evaluate_model(
     length: int = 32,
     seed: int = 12345,
     key: Key | str = "C major",
+    primer: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Statistics of ``num`` compositions sampled from ``model`` (a fixed seed, so checkpoints compare)."""
-    tokens, log_probs = sample_tokens(model, num, length, seed=seed, return_log_probs=True)
-    log_prior = log_prior_per_step(prior, tokens)
+    """Statistics of ``num`` compositions sampled from ``model`` (a fixed seed, so checkpoints compare).
+
+    With a primer or constraint mask, the model and the prior are conditioned and masked exactly as in
+    training, so KL and log p_prior measure what the policy is trained on.
+    """
+    tokens, log_probs = sample_tokens(
+        model, num, length, seed=seed, return_log_probs=True, primer=primer, allowed=allowed
+    )
+    log_prior = log_prior_per_step(prior, tokens, primer=primer, allowed=allowed)
     music, terms = music_reward_per_melody(rewards, tokens)
     stats = table1_statistics(tokens, key=Key.parse(key), vocab=model.vocab)
     stats.update(

@@ -33,6 +33,7 @@ MIDI_SUFFIXES = (".mid", ".midi", ".MID", ".MIDI")
 MAX_MIDI_BYTES = 8 * 1024 * 1024
 MIN_NOTES = 8
 MIN_STEPS = 32
+MAX_STEPS = 65_536  # 68 minutes at 120 bpm; longer is a broken file, not a melody
 
 
 class CorpusError(RuntimeError):
@@ -185,11 +186,11 @@ def analyze_key(notes: list[NoteEvent], steps_per_quarter: int = 4) -> tuple[int
     from music21 import note, stream
 
     s = stream.Stream()
-    for n in notes:
-        s.insert(
-            n.start / steps_per_quarter,
-            note.Note(n.pitch, quarterLength=(n.end - n.start) / steps_per_quarter),
+    for n in notes:  # coreInsert + one coreElementsChanged: insert() re-sorts each time (quadratic)
+        s.coreInsert(
+            n.start / steps_per_quarter, note.Note(n.pitch, quarterLength=(n.end - n.start) / steps_per_quarter)
         )
+    s.coreElementsChanged()
     k = s.analyze("key")
     return int(k.tonic.pitchClass), str(k.mode)
 
@@ -210,6 +211,8 @@ def transposition_to_c(tonic: int, mode: str, pitches: np.ndarray, vocab: Vocabu
 def _melody_from_notes(job: Job, notes: list[NoteEvent], rounded: bool, vocab: Vocabulary) -> Melody | Skipped:
     if len(notes) < MIN_NOTES or notes[-1].end < MIN_STEPS:
         return Skipped(job.source, "too_short", f"{len(notes)} notes")
+    if max(n.end for n in notes) > MAX_STEPS:
+        return Skipped(job.source, "too_long", f"{max(n.end for n in notes)} steps (limit {MAX_STEPS})")
     tonic, mode = analyze_key(notes, vocab.steps_per_quarter)
     pitches = np.array([n.pitch for n in notes])
     shift = transposition_to_c(tonic, mode, pitches, vocab)
