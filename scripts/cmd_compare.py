@@ -30,7 +30,7 @@ class CompareConfig:
     labels: list[str] = field(default_factory=list)
     """Column titles, one per sample set, in order (default: names derived from the paths)."""
     key: str | None = None
-    """Key the Table 1 rules judge against (default: each model's tuning key, else C major)."""
+    """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge in it (default: each model's own key, else C major)."""
     prior: str = "default"
     """Prior for log_prior_per_note and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"
@@ -50,8 +50,7 @@ def register(parser: argparse.ArgumentParser):
         "sources",
         nargs="+",
         metavar="SET",
-        help="a model ('default', checkpoint or run directory), a samples.npz, a MIDI folder "
-        "or the corpus file",
+        help="a model ('default', checkpoint or run directory), a samples.npz, a MIDI folder or the corpus file",
     )
     parser.add_argument("--config", help="TOML file with CompareConfig fields")
     config.add_arguments(parser, CompareConfig)
@@ -73,9 +72,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise config.ConfigError(f"{len(cfg.labels)} labels given for {len(args.sources)} sample sets")
     for spec in args.sources:
         if spec != "default" and not Path(spec).exists():
-            raise FileNotFoundError(
-                f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)"
-            )
+            raise FileNotFoundError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
     started = time.perf_counter()
     sources = [
         load_source(
@@ -85,6 +82,7 @@ def _compare(args: argparse.Namespace) -> int:
             seed=cfg.seed,
             temperature=cfg.temperature,
             label=cfg.labels[i] if cfg.labels else None,
+            key=cfg.key,
         )
         for i, spec in enumerate(args.sources)
     ]

@@ -31,7 +31,7 @@ class EvaluateConfig:
     temperature: float = 1.0
     """Sampling temperature of the model."""
     key: str | None = None
-    """Key the Table 1 rules judge against (default: the model's tuning key, else C major)."""
+    """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge in it (default: the model's own key, else C major)."""
     prior: str = "default"
     """Prior for log_prior_per_note and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"
@@ -66,11 +66,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     spec = cfg.samples if cfg.samples is not None else (cfg.model or "default")
     if cfg.samples is not None and not Path(spec).exists():
-        raise FileNotFoundError(
-            f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)"
-        )
+        raise FileNotFoundError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
     source = load_source(
-        spec, num=cfg.num or None, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature
+        spec, num=cfg.num or None, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature, key=cfg.key
     )
     evaluation = evaluate_source(
         source,

@@ -23,6 +23,7 @@ from notetune.pretrained.encoding import canonicalize
 from notetune.pretrained.export import load_samples
 from notetune.pretrained.model import NoteRNN, PriorProduct
 from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.transpose import transpose_to_key
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 from notetune.rewards import Key, table1_statistics
 from notetune.rewards.metrics import (
@@ -433,8 +434,9 @@ def load_source(
     seed: int = 0,
     temperature: float = 1.0,
     label: str | None = None,
+    key: str | None = None,
 ) -> SampleSource:
-    """The melodies ``spec`` names, ready to evaluate.
+    """The melodies ``spec`` names, ready to evaluate (a model is transposed to ``key`` when given).
 
     A model (``default``, a checkpoint or run directory) is sampled ``num`` times with ``seed``; a corpus file
     gives ``num`` random ``length``-step windows; a samples.npz or MIDI folder gives its first ``num``
@@ -442,7 +444,9 @@ def load_source(
     """
     spec = str(spec)
     if is_model_path(spec):
-        return sample_source(spec, num=num or 1000, length=length, seed=seed, temperature=temperature, label=label)
+        return sample_source(
+            spec, num=num or 1000, length=length, seed=seed, temperature=temperature, label=label, key=key
+        )
     path = Path(spec)
     if is_corpus_file(path):
         corpus = load_corpus(path)
@@ -478,10 +482,17 @@ def sample_source(
     temperature: float = 1.0,
     label: str | None = None,
     batch_size: int = 4096,
+    key: str | None = None,
 ) -> SampleSource:
-    """``num`` melodies sampled from a model, with their log-probabilities under the sampling distribution."""
+    """``num`` melodies sampled from a model, with their log-probabilities under the sampling distribution.
+
+    With ``key``, the model is first transposed from the key it writes in to that key.
+    """
     checkpoint = find_checkpoint(spec)
     model, config = load_checkpoint(checkpoint)
+    if key is not None:
+        model = transpose_to_key(model, Key.parse(config.get("key") or "C major"), Key.parse(key))
+        config = {**config, "key": str(Key.parse(key))}
     started = time.perf_counter()
     tokens, log_probs = sample_tokens(
         model, num, length, temperature, seed, batch_size=batch_size, return_log_probs=True
@@ -551,6 +562,12 @@ class Prior:
 
     model: NoteRNN | PriorProduct
     checkpoint: Path
+    key: str = "C major"
+    """The key the prior writes in (its checkpoint's ``key``)."""
+
+    def in_key(self, key: str) -> NoteRNN | PriorProduct:
+        """The prior moved to ``key`` through the vocabulary (its log p is then judged in that key)."""
+        return transpose_to_key(self.model, Key.parse(self.key), Key.parse(key))
 
 
 def load_prior(spec: str | None) -> Prior | None:
@@ -565,8 +582,8 @@ def load_prior(spec: str | None) -> Prior | None:
     if str(spec) == "default" and not (checkpoint / CONFIG).is_file():
         logger.warning("no shipped prior at %s: likelihood metrics skipped (pass --prior DIR)", checkpoint)
         return None
-    model, _ = load_checkpoint(checkpoint)
-    return Prior(model, checkpoint.resolve())
+    model, config = load_checkpoint(checkpoint)
+    return Prior(model, checkpoint.resolve(), config.get("key") or "C major")
 
 
 _CORPUS_INDICES: dict[Path, NoteNgramIndex] = {}
@@ -610,8 +627,14 @@ def evaluate_source(
                 f"the prior {prior.checkpoint} uses vocabulary {prior.model.vocab} but {source.label} "
                 f"uses {source.vocab}; pass a matching --prior or --prior none"
             )
-        same_model = source.checkpoint == prior.checkpoint and source.settings.get("temperature", 1.0) == 1.0
-        prior_log_probs = source.model_log_probs if same_model else score_tokens(prior.model, source.tokens)
+        eval_key = str(Key.parse(key or source.key or "C major"))
+        # The prior's own samples at temperature 1 in the judged key: its log p is the sampler's (KL exactly 0).
+        same_model = (
+            source.checkpoint == prior.checkpoint
+            and source.settings.get("temperature", 1.0) == 1.0
+            and eval_key == str(Key.parse(source.key or prior.key))
+        )
+        prior_log_probs = source.model_log_probs if same_model else score_tokens(prior.in_key(eval_key), source.tokens)
     corpus_index, corpus_path = load_corpus_index(corpus)
     settings = {
         "source": source.path,
