@@ -296,8 +296,9 @@ def load_run(directory: str | Path) -> TuneRun:
 
 
 def corpus_rates(corpus) -> dict[str, float]:
-    """Hold and rest shares of the corpus's bar-aligned 32-step windows (the alarms' reference)."""
-    windows = corpus.windows(32)
+    """Hold and rest shares of the corpus's opening two bars (the alarms' reference): compositions start
+    where melodies start, and openings rest less than whole tunes do (0.6% against 1.0%)."""
+    windows = corpus.windows(32, from_start_only=True)
     return {"hold_share": float((windows == 1).mean()), "rest_share": float((windows == 0).mean())}
 
 
