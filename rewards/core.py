@@ -146,9 +146,7 @@ def is_simple_function(fn: Callable[..., Any]) -> bool:
     except (TypeError, ValueError):  # builtins without a signature: treat as batched
         return False
     positional = [
-        p
-        for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
     return len(positional) >= 2
 
@@ -158,9 +156,7 @@ def check_reward_output(name: str, values: Any, batch_size: int) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise RewardError(
-            f"reward '{name}' returned {type(values).__name__}, not numbers: {error}"
-        ) from error
+        raise RewardError(f"reward '{name}' returned {type(values).__name__}, not numbers: {error}") from error
     if array.shape != (batch_size,):
         raise RewardError(
             f"reward '{name}' returned shape {array.shape}; expected ({batch_size},), one float per melody"

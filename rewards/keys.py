@@ -58,9 +58,7 @@ class Key:
             )
         letter, accidentals, mode = match.groups()
         tonic = _LETTER_PITCH_CLASS[letter.upper()]
-        tonic += (
-            accidentals.count("#") + accidentals.count("♯") - accidentals.count("b") - accidentals.count("♭")
-        )
+        tonic += accidentals.count("#") + accidentals.count("♯") - accidentals.count("b") - accidentals.count("♭")
         mode_name: Mode = "minor" if mode is not None and mode.lower() in ("minor", "min", "m") else "major"
         return cls(tonic % 12, mode_name)
 
@@ -101,9 +99,7 @@ class Key:
         """The token the tonic rule asks for: the tonic in MIDI 60..71 (or the nearest octave in range)."""
         candidates = [p for p in range(vocab.min_pitch, vocab.max_pitch + 1) if p % 12 == self.tonic]
         if not candidates:
-            raise ValueError(
-                f"the vocabulary's range {vocab.min_pitch}..{vocab.max_pitch} holds no {self} tonic"
-            )
+            raise ValueError(f"the vocabulary's range {vocab.min_pitch}..{vocab.max_pitch} holds no {self} tonic")
         target = TONIC_OCTAVE_LOW + self.tonic
         return int(vocab.pitch_to_token(min(candidates, key=lambda p: abs(p - target))))
 
@@ -117,9 +113,7 @@ class Key:
         return pitch_class_mask(vocab, classes)
 
 
-def pitch_class_mask(
-    vocab: Vocabulary, pitch_classes: set[int] | frozenset[int] | tuple[int, ...]
-) -> np.ndarray:
+def pitch_class_mask(vocab: Vocabulary, pitch_classes: set[int] | frozenset[int] | tuple[int, ...]) -> np.ndarray:
     """(V,) bool: pitch tokens whose pitch class is in ``pitch_classes``; NOTE_OFF and NO_EVENT are False."""
     mask = np.zeros(vocab.size, dtype=bool)
     pitches = np.arange(vocab.min_pitch, vocab.max_pitch + 1)

@@ -16,24 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from notetune.pretrained.vocab import DEFAULT_VOCABULARY, NO_EVENT, NOTE_OFF, NUM_SPECIAL, Vocabulary
+from notetune.pretrained.vocab import DEFAULT_VOCABULARY, NO_EVENT, NUM_SPECIAL, Vocabulary
 
-from .core import RewardSetup, StepBatch
-from .keys import Key
-from .notetune_rules import RepeatedOnsets
-from .rl_tuner import (
-    DOUBLED,
-    RESOLVED,
-    Autocorrelation,
-    ExcessiveRepetition,
-    LeapResolution,
-    RepeatedMotif,
-    not_in_key,
-    unique_extremes,
-)
-
-Ratio = tuple[np.ndarray, np.ndarray]
-"""(numerator, denominator) per unit; the metric is ``numerator.sum() / denominator.sum()``."""
+from .statistics import Ratio
 
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio): a cheap, well-mixed hash
 _SEED = np.uint64(0x2545F4914F6CDD1D)
@@ -266,9 +251,7 @@ def interval_counts(tokens: np.ndarray, max_interval: int = 12) -> np.ndarray:
     notes = note_onsets(tokens)
     valid = notes.valid[:, 1:]
     intervals = np.diff(notes.tokens, axis=1)[valid]
-    return np.bincount(
-        np.clip(intervals, -max_interval, max_interval) + max_interval, minlength=2 * max_interval + 1
-    )
+    return np.bincount(np.clip(intervals, -max_interval, max_interval) + max_interval, minlength=2 * max_interval + 1)
 
 
 def pitch_statistics(tokens: np.ndarray, vocab: Vocabulary = DEFAULT_VOCABULARY) -> dict[str, Ratio]:
@@ -350,9 +333,7 @@ def diversity_by_set(tokens: np.ndarray, set_size: int, ns: Sequence[int] = (2, 
         if n > length:
             raise ValueError(f"distinct-{n} needs melodies of at least {n} steps, got {length}")
         windows = length - n + 1
-        results[f"distinct_{n}gram"] = _distinct_ngrams_per_set(tokens, n, set_size, vocab_size) / (
-            set_size * windows
-        )
+        results[f"distinct_{n}gram"] = _distinct_ngrams_per_set(tokens, n, set_size, vocab_size) / (set_size * windows)
     melody_keys = _mix(np.full(tokens.shape[0], _SEED, dtype=np.uint64), set_of_melody)
     for step in range(length):
         melody_keys = _mix(melody_keys, tokens[:, step])
@@ -383,69 +364,6 @@ def _distinct_ngrams_per_set(tokens: np.ndarray, n: int, set_size: int, vocab_si
     keys = _mix(keys.ravel(), set_of_window)
     _, first = _group_sizes(keys)
     return np.bincount(set_of_window[first], minlength=num_sets)
-
-
-# ------------------------------------------------------------------------------------------------- Table 1
-def table1_counts(
-    compositions: np.ndarray,
-    key: Key | str = "C major",
-    vocab: Vocabulary = DEFAULT_VOCABULARY,
-    paper_token_order: bool = False,
-) -> dict[str, Ratio]:
-    """Per-composition numerators and denominators of :func:`notetune.rewards.table1_statistics`.
-
-    Same detectors and conventions (``paper_token_order`` swaps tokens 0 and 1 before scoring); pooled, each
-    pair gives exactly the value ``table1_statistics`` reports, and per composition it lets the statistics be
-    bootstrapped and tested. ``distinct_melodies`` is a property of the whole set and is left out.
-    """
-    tokens = np.asarray(compositions, dtype=np.int64)
-    key = Key.parse(key)
-    count, length = tokens.shape
-    scored = (
-        np.where(tokens == NOTE_OFF, NO_EVENT, np.where(tokens == NO_EVENT, NOTE_OFF, tokens))
-        if paper_token_order
-        else tokens
-    )
-    setup = RewardSetup(key=key, vocab=vocab, length=length)
-    repetition, onsets = ExcessiveRepetition(setup), RepeatedOnsets(setup)
-    autocorrelation, motifs, leaps = Autocorrelation(setup), RepeatedMotif(setup), LeapResolution(setup)
-    for detector in (repetition, onsets, autocorrelation, motifs, leaps):
-        detector.reset(count)
-    names = ("excessive", "restruck", "not_in_key", "in_motif", "in_repeated", "resolved", "doubled")
-    totals = {name: np.zeros(count) for name in names}
-    rho = np.zeros((3, count))
-    for t in range(length):
-        batch = StepBatch(scored[:, : t + 1], t, key, vocab, length)
-        totals["excessive"] += repetition.detect(batch)
-        totals["restruck"] += onsets.detect(batch)
-        totals["not_in_key"] += not_in_key(batch)
-        repeated, distinct = motifs.detect(batch)
-        totals["in_motif"] += distinct >= 3
-        totals["in_repeated"] += repeated
-        outcome = leaps.detect(batch)
-        totals["resolved"] += outcome == RESOLVED
-        totals["doubled"] += outcome == DOUBLED
-        rho, _ = autocorrelation.coefficients(batch)
-    steps = np.full(count, float(length))
-    ones = np.ones(count)
-    unique_high, unique_low = unique_extremes(scored)
-    varied = (scored != scored[:, :1]).any(axis=1).astype(np.float64)
-    counts: dict[str, Ratio] = {
-        "excessively_repeated": (totals["excessive"], steps),
-        "not_in_key": (totals["not_in_key"], steps),
-        "starts_with_tonic": ((scored[:, 0] == key.tonic_token(vocab)).astype(np.float64), ones),
-        "leaps_resolved": (totals["resolved"], totals["resolved"] + totals["doubled"]),
-        "unique_max": (unique_high.astype(np.float64), ones),
-        "unique_min": (unique_low.astype(np.float64), ones),
-        "in_motif": (totals["in_motif"], steps),
-        "in_repeated_motif": (totals["in_repeated"], steps),
-    }
-    for lag in (1, 2, 3):
-        counts[f"autocorrelation_lag{lag}"] = (rho[lag - 1] * varied, varied)
-    counts["hold_share"] = ((tokens == NO_EVENT).sum(axis=1).astype(np.float64), steps)
-    counts["rest_share"] = ((tokens == NOTE_OFF).sum(axis=1).astype(np.float64), steps)
-    counts["repeated_onsets"] = (totals["restruck"], steps)
-    return counts
 
 
 # ------------------------------------------------------------------------------------------------ bootstrap
@@ -482,9 +400,7 @@ def bootstrap_intervals(
     columns = np.concatenate([numerators, denominators], axis=1)
     if units > max_units:
         dealt = columns[rng.permutation(units)]
-        columns = np.add.reduceat(
-            dealt, np.linspace(0, units, max_units, endpoint=False).astype(np.int64), axis=0
-        )
+        columns = np.add.reduceat(dealt, np.linspace(0, units, max_units, endpoint=False).astype(np.int64), axis=0)
         units = max_units
     estimates = np.empty((resamples, metrics))
     chunk = max(1, min(resamples, 4_000_000 // units))  # resamples drawn at once, bounded in memory

@@ -91,9 +91,7 @@ def onset_autocorrelation(batch: StepBatch) -> np.ndarray:
     if not batch.is_last_step:
         return batch.zeros()
     magnitude = np.abs(onset_pitch_autocorrelation(batch.tokens))
-    return -AUTOCORRELATION_PENALTY * np.where(magnitude > AUTOCORRELATION_THRESHOLD, magnitude, 0.0).sum(
-        axis=0
-    )
+    return -AUTOCORRELATION_PENALTY * np.where(magnitude > AUTOCORRELATION_THRESHOLD, magnitude, 0.0).sum(axis=0)
 
 
 @reward("repeated_motif_once")

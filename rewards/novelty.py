@@ -112,9 +112,7 @@ class CountNovelty(StatefulReward):
     episodes for the life of the reward set; ``reset`` does not clear them.
     """
 
-    def __init__(
-        self, setup: RewardSetup | None = None, n: int = 4, beta: float = 1.0, table_bits: int = 20
-    ) -> None:
+    def __init__(self, setup: RewardSetup | None = None, n: int = 4, beta: float = 1.0, table_bits: int = 20) -> None:
         super().__init__(setup)
         self.n, self.beta = n, beta
         self.counts = np.zeros(1 << table_bits, dtype=np.int64)
@@ -185,8 +183,7 @@ class SurpriseBand:
     def __call__(self, batch: StepBatch) -> np.ndarray:
         if batch.prior_log_probs is None:
             raise ValueError(
-                "surprise_band needs the prior's log-probabilities: "
-                "call RewardSet.step(tokens, t, prior_log_probs=...)"
+                "surprise_band needs the prior's log-probabilities: call RewardSet.step(tokens, t, prior_log_probs=...)"
             )
         surprisal = -batch.prior_log_probs[np.arange(batch.batch_size), batch.action]
         return ((surprisal >= self.low) & (surprisal <= self.high)).astype(np.float64)

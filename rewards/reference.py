@@ -33,9 +33,7 @@ class ReferenceRules:
     def pitch_tokens(self, pitch_classes: frozenset[int]) -> set[int]:
         """Tokens of every pitch in the vocabulary whose pitch class is listed."""
         return {
-            token
-            for token in range(2, self.vocab.size)
-            if int(self.vocab.token_to_pitch(token)) % 12 in pitch_classes
+            token for token in range(2, self.vocab.size) if int(self.vocab.token_to_pitch(token)) % 12 in pitch_classes
         }
 
     def reset(self) -> None:

@@ -95,11 +95,7 @@ def reward(name: str, *, simple: bool | None = None) -> Callable[[Any], Any]:
             target.reward_name = name  # lets a dotted path to a registered reward find its registered name
         except AttributeError:
             pass
-        if (
-            isinstance(target, type)
-            and issubclass(target, StatefulReward)
-            and not target.__dict__.get("name")
-        ):
+        if isinstance(target, type) and issubclass(target, StatefulReward) and not target.__dict__.get("name"):
             target.name = name
         return target
 
@@ -160,9 +156,7 @@ def _load_dotted_path(path: str) -> RewardEntry:
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as error:
-        raise UnknownRewardError(
-            f"cannot import module '{module_name}' for reward '{path}': {error}"
-        ) from error
+        raise UnknownRewardError(f"cannot import module '{module_name}' for reward '{path}': {error}") from error
     for part in attribute.split("."):
         if not hasattr(target, part):
             candidates = [n for n in dir(target) if not n.startswith("_")]
@@ -170,9 +164,7 @@ def _load_dotted_path(path: str) -> RewardEntry:
             hint = f"; did you mean '{module_name}:{close[0]}'?" if close else ""
             raise UnknownRewardError(f"module '{module_name}' has no '{attribute}' for reward '{path}'{hint}")
         target = getattr(target, part)
-    name = (
-        getattr(target, "reward_name", None) or getattr(target, "__name__", None) or attribute.rsplit(".")[-1]
-    )
+    name = getattr(target, "reward_name", None) or getattr(target, "__name__", None) or attribute.rsplit(".")[-1]
     registered = _REWARDS.get(name)
     if registered is not None and registered.target is target:
         return registered

@@ -75,9 +75,7 @@ class RewardSet:
         names = [entry.name for entry in entries]
         if len(set(names)) != len(names):
             duplicated = sorted({n for n in names if names.count(n) > 1})
-            raise ValueError(
-                f"two rewards are called {', '.join(repr(n) for n in duplicated)}; names must be unique"
-            )
+            raise ValueError(f"two rewards are called {', '.join(repr(n) for n in duplicated)}; names must be unique")
         self.entries = tuple(entries)
         self._rewards: list[tuple[str, BatchedReward]] = [(e.name, e.build(self.setup)) for e in entries]
         self.weights: dict[str, float] = {name: 1.0 for name in names}
@@ -109,8 +107,7 @@ class RewardSet:
             existing = entries.get(entry.name)
             if existing is not None and existing.target is not entry.target:
                 raise ValueError(
-                    f"two different rewards are called '{entry.name}' "
-                    f"({existing.target!r} and {entry.target!r})"
+                    f"two different rewards are called '{entry.name}' ({existing.target!r} and {entry.target!r})"
                 )
             entries[entry.name] = entry
             spec_weights[entry.name] = weight
@@ -126,9 +123,7 @@ class RewardSet:
             else:
                 add(get_reward(item), 1.0 if weight is None else weight)
         if not entries:
-            raise ValueError(
-                "the reward spec is empty; name at least one reward or reward set, e.g. 'notetune'"
-            )
+            raise ValueError("the reward spec is empty; name at least one reward or reward set, e.g. 'notetune'")
         reward_set = cls(list(entries.values()), spec_weights, setup)
         reward_set.set_weights(weights or {})
         return reward_set
@@ -157,8 +152,7 @@ class RewardSet:
                 close = difflib.get_close_matches(name, list(self.weights), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise UnknownRewardError(
-                    f"weight given for '{name}', which is not in this reward set{hint} "
-                    f"terms: {', '.join(self.weights)}"
+                    f"weight given for '{name}', which is not in this reward set{hint} terms: {', '.join(self.weights)}"
                 )
             weight = float(weight)
             if not np.isfinite(weight):
@@ -177,13 +171,9 @@ class RewardSet:
                 try:
                     reset(batch_size)
                 except Exception as error:
-                    raise RewardError(
-                        f"reward '{name}' failed to reset: {type(error).__name__}: {error}"
-                    ) from error
+                    raise RewardError(f"reward '{name}' failed to reset: {type(error).__name__}: {error}") from error
 
-    def step(
-        self, tokens: np.ndarray, t: int, prior_log_probs: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
+    def step(self, tokens: np.ndarray, t: int, prior_log_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Every term, unweighted, for the action ``tokens[:, t]``: ``{name: (B,) float64}``.
 
         ``tokens`` is (B, >= t+1); only columns ``0..t`` are read, so an environment may pass its buffer.
@@ -203,8 +193,7 @@ class RewardSet:
         action = composition[:, t]
         if action.min() < 0 or action.max() >= self.vocab.size:
             raise ValueError(
-                f"tokens at step {t} must be classes 0..{self.vocab.size - 1}; "
-                f"got {action.min()}..{action.max()}"
+                f"tokens at step {t} must be classes 0..{self.vocab.size - 1}; got {action.min()}..{action.max()}"
             )
         if prior_log_probs is not None:
             prior_log_probs = np.asarray(prior_log_probs)
@@ -216,17 +205,13 @@ class RewardSet:
         setup = self.setup
         terms: dict[str, np.ndarray] = {}
         for name, fn in self._rewards:
-            batch = StepBatch(
-                composition, t, setup.key, setup.vocab, setup.length, self._states[name], prior_log_probs
-            )
+            batch = StepBatch(composition, t, setup.key, setup.vocab, setup.length, self._states[name], prior_log_probs)
             try:
                 values = fn(batch)
             except RewardError:
                 raise
             except Exception as error:
-                raise RewardError(
-                    f"reward '{name}' failed at step {t}: {type(error).__name__}: {error}"
-                ) from error
+                raise RewardError(f"reward '{name}' failed at step {t}: {type(error).__name__}: {error}") from error
             terms[name] = check_reward_output(name, values, composition.shape[0])
         return terms
 
@@ -241,9 +226,7 @@ class RewardSet:
                 total += weight * terms[name]
         return total
 
-    def evaluate(
-        self, compositions: np.ndarray, prior_log_probs: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
+    def evaluate(self, compositions: np.ndarray, prior_log_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Run whole compositions (B, length) through the set: ``{name: (B, length)}`` per-step terms.
 
         ``prior_log_probs``, if given, is (B, length, V). Resets the set's episode state.

@@ -202,9 +202,7 @@ class RepeatedMotif(StatefulReward):
     def __init__(self, setup: RewardSetup | None = None) -> None:
         super().__init__(setup)
         if self.setup.vocab.size > 256:
-            raise ValueError(
-                f"repeated_motif packs tokens in 8 bits; vocabulary size {self.setup.vocab.size} > 256"
-            )
+            raise ValueError(f"repeated_motif packs tokens in 8 bits; vocabulary size {self.setup.vocab.size} > 256")
 
     def reset(self, batch_size: int) -> None:
         super().reset(batch_size)
@@ -214,9 +212,7 @@ class RepeatedMotif(StatefulReward):
         """(B,) bool "the last bar repeats an earlier motif" and (B,) distinct pitches in the last bar."""
         t = batch.t
         previous = self.window_codes[:, t - 1] if t > 0 else np.zeros(batch.batch_size, dtype=np.uint64)
-        code = (previous << np.uint64(8)) | batch.action.astype(
-            np.uint64
-        )  # high bits fall off: last 8 tokens
+        code = (previous << np.uint64(8)) | batch.action.astype(np.uint64)  # high bits fall off: last 8 tokens
         self.window_codes[:, t] = code
         distinct = distinct_pitches_in_last_bar(batch)
         if t < 2 * BAR - 1:

@@ -45,6 +45,9 @@ STATISTICS = (
 )
 """Keys of :func:`table1_statistics`, in table order."""
 
+Ratio = tuple[np.ndarray, np.ndarray]
+"""(numerator, denominator) per composition; the statistic is ``numerator.sum() / denominator.sum()``."""
+
 PAPER_TABLE1: dict[str, dict[str, float]] = {
     "note_rnn": {
         "excessively_repeated": 0.633,
@@ -104,17 +107,17 @@ PAPER_TABLE1: dict[str, dict[str, float]] = {
 PAPER_COLUMN_TITLES = {"note_rnn": "paper Note RNN", "q": "paper Q", "psi": "paper Ψ", "g": "paper G"}
 
 
-def table1_statistics(
+def table1_counts(
     compositions: np.ndarray,
     key: Key | str = "C major",
     vocab: Vocabulary = DEFAULT_VOCABULARY,
     paper_token_order: bool = False,
-) -> dict[str, float]:
-    """Table 1's statistics (plus hold/rest shares, distinct melodies, repeated onsets) of (n, length) tokens.
+) -> dict[str, Ratio]:
+    """Per-composition numerators and denominators of :func:`table1_statistics`.
 
-    ``paper_token_order=True`` swaps tokens 0 and 1 before applying the rules: the published Note RNN emitted
-    hold as 0 and rest as 1, so this is how its compositions were scored (and why it shows 63.3% excessive
-    repetition). Hold and rest shares always use notetune's meaning (0 = rest, 1 = hold).
+    Same detectors and conventions (``paper_token_order`` swaps tokens 0 and 1 before scoring); pooled, each
+    pair gives exactly the value ``table1_statistics`` reports, and per composition it lets the statistics be
+    bootstrapped and tested. ``distinct_melodies`` is a property of the whole set and is left out.
     """
     tokens = np.asarray(compositions)
     if tokens.ndim != 2 or tokens.shape[0] == 0 or tokens.shape[1] < 8:
@@ -129,52 +132,71 @@ def table1_statistics(
         if paper_token_order
         else tokens
     )
-
     setup = RewardSetup(key=key, vocab=vocab, length=length)
     repetition, onsets = ExcessiveRepetition(setup), RepeatedOnsets(setup)
     autocorrelation, motifs, leaps = Autocorrelation(setup), RepeatedMotif(setup), LeapResolution(setup)
     for detector in (repetition, onsets, autocorrelation, motifs, leaps):
         detector.reset(count)
-    totals = dict.fromkeys(
-        ("excessive", "restruck", "not_in_key", "in_motif", "in_repeated", "resolved", "doubled"), 0
-    )
+    names = ("excessive", "restruck", "not_in_key", "in_motif", "in_repeated", "resolved", "doubled")
+    totals = {name: np.zeros(count) for name in names}
     rho = np.zeros((3, count))
     for t in range(length):
         batch = StepBatch(scored[:, : t + 1], t, key, vocab, length)
-        totals["excessive"] += int(repetition.detect(batch).sum())
-        totals["restruck"] += int(onsets.detect(batch).sum())
-        totals["not_in_key"] += int(not_in_key(batch).sum())
+        totals["excessive"] += repetition.detect(batch)
+        totals["restruck"] += onsets.detect(batch)
+        totals["not_in_key"] += not_in_key(batch)
         repeated, distinct = motifs.detect(batch)
-        totals["in_motif"] += int((distinct >= 3).sum())
-        totals["in_repeated"] += int(repeated.sum())
+        totals["in_motif"] += distinct >= 3
+        totals["in_repeated"] += repeated
         outcome = leaps.detect(batch)
-        totals["resolved"] += int((outcome == RESOLVED).sum())
-        totals["doubled"] += int((outcome == DOUBLED).sum())
+        totals["resolved"] += outcome == RESOLVED
+        totals["doubled"] += outcome == DOUBLED
         rho, _ = autocorrelation.coefficients(batch)
-
-    notes = count * length
-    leaps_total = totals["resolved"] + totals["doubled"]
+    steps = np.full(count, float(length))
+    ones = np.ones(count)
     unique_high, unique_low = unique_extremes(scored)
-    varied = (scored != scored[:, :1]).any(axis=1)  # RL Tuner's ρ is NaN for a constant composition
-    stats = {
-        "excessively_repeated": totals["excessive"] / notes,
-        "not_in_key": totals["not_in_key"] / notes,
-        "starts_with_tonic": float(np.mean(scored[:, 0] == key.tonic_token(vocab))),
-        "leaps_resolved": totals["resolved"] / leaps_total if leaps_total else float("nan"),
-        "unique_max": float(unique_high.mean()),
-        "unique_min": float(unique_low.mean()),
-        "in_motif": totals["in_motif"] / notes,
-        "in_repeated_motif": totals["in_repeated"] / notes,
+    varied = (scored != scored[:, :1]).any(axis=1).astype(np.float64)
+    counts: dict[str, Ratio] = {
+        "excessively_repeated": (totals["excessive"], steps),
+        "not_in_key": (totals["not_in_key"], steps),
+        "starts_with_tonic": ((scored[:, 0] == key.tonic_token(vocab)).astype(np.float64), ones),
+        "leaps_resolved": (totals["resolved"], totals["resolved"] + totals["doubled"]),
+        "unique_max": (unique_high.astype(np.float64), ones),
+        "unique_min": (unique_low.astype(np.float64), ones),
+        "in_motif": (totals["in_motif"], steps),
+        "in_repeated_motif": (totals["in_repeated"], steps),
     }
     for lag in (1, 2, 3):
-        stats[f"autocorrelation_lag{lag}"] = (
-            float(rho[lag - 1][varied].mean()) if varied.any() else float("nan")
-        )
-    stats["hold_share"] = float(np.mean(tokens == NO_EVENT))
-    stats["rest_share"] = float(np.mean(tokens == NOTE_OFF))
-    stats["distinct_melodies"] = _distinct_rows(tokens) / count
-    stats["repeated_onsets"] = totals["restruck"] / notes
+        counts[f"autocorrelation_lag{lag}"] = (rho[lag - 1] * varied, varied)
+    counts["hold_share"] = ((tokens == NO_EVENT).sum(axis=1).astype(np.float64), steps)
+    counts["rest_share"] = ((tokens == NOTE_OFF).sum(axis=1).astype(np.float64), steps)
+    counts["repeated_onsets"] = (totals["restruck"], steps)
+    return counts
+
+
+def table1_statistics(
+    compositions: np.ndarray,
+    key: Key | str = "C major",
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    paper_token_order: bool = False,
+) -> dict[str, float]:
+    """Table 1's statistics (plus hold/rest shares, distinct melodies, repeated onsets) of (n, length) tokens.
+
+    ``paper_token_order=True`` swaps tokens 0 and 1 before applying the rules: the published Note RNN emitted
+    hold as 0 and rest as 1, so this is how its compositions were scored (and why it shows 63.3% excessive
+    repetition). Hold and rest shares always use notetune's meaning (0 = rest, 1 = hold).
+    """
+    counts = table1_counts(compositions, key, vocab, paper_token_order)
+    stats = {name: _pooled(*pair) for name, pair in counts.items()}
+    tokens = np.asarray(compositions)
+    stats["distinct_melodies"] = _distinct_rows(tokens) / len(tokens)
     return {name: float(stats[name]) for name in STATISTICS}
+
+
+def _pooled(numerator: np.ndarray, denominator: np.ndarray) -> float:
+    """``sum(numerator) / sum(denominator)``; NaN with no denominator (no leaps, or only constant melodies)."""
+    total = float(np.sum(denominator))
+    return float(np.sum(numerator)) / total if total else float("nan")
 
 
 def _distinct_rows(tokens: np.ndarray) -> int:
@@ -190,17 +212,13 @@ def format_table1(
 ) -> str:
     """A text table: a column per stats row (e.g. ``{"samples": ..., "corpus": ...}``) beside the paper."""
     columns = [(title, values) for title, values in rows.items()]
-    columns += [
-        (PAPER_COLUMN_TITLES.get(name, f"paper {name}"), PAPER_TABLE1[name]) for name in paper_columns
-    ]
+    columns += [(PAPER_COLUMN_TITLES.get(name, f"paper {name}"), PAPER_TABLE1[name]) for name in paper_columns]
     header = ["statistic"] + [title for title, _ in columns]
     lines = [[name] + [_format_value(name, values.get(name)) for _, values in columns] for name in statistics]
     widths = [max(len(row[i]) for row in [header] + lines) for i in range(len(header))]
 
     def render(cells: list[str]) -> str:
-        return "  ".join(
-            [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        )
+        return "  ".join([cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)])
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([render(header), rule] + [render(line) for line in lines])

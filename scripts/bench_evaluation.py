@@ -27,8 +27,8 @@ from notetune.rewards.metrics import (
     diversity_by_set,
     pitch_statistics,
     rhythm_statistics,
-    table1_counts,
 )
+from notetune.rewards.statistics import table1_counts
 from notetune.scripts.evaluation import COPY_NS, evaluate_tokens, load_corpus_index
 
 BUDGET_SECONDS = 30.0

@@ -30,7 +30,8 @@ class CompareConfig:
     labels: list[str] = field(default_factory=list)
     """Column titles, one per sample set, in order (default: names derived from the paths)."""
     key: str | None = None
-    """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge in it (default: each model's own key, else C major)."""
+    """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge
+    in it (default: each model's own key, else C major)."""
     prior: str = "default"
     """Prior for log_prior_per_note and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"

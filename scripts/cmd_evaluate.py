@@ -31,7 +31,8 @@ class EvaluateConfig:
     temperature: float = 1.0
     """Sampling temperature of the model."""
     key: str | None = None
-    """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge in it (default: the model's own key, else C major)."""
+    """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge
+    in it (default: the model's own key, else C major)."""
     prior: str = "default"
     """Prior for log_prior_per_note and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"

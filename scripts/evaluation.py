@@ -35,8 +35,8 @@ from notetune.rewards.metrics import (
     pitch_statistics,
     ratio,
     rhythm_statistics,
-    table1_counts,
 )
+from notetune.rewards.statistics import table1_counts
 
 logger = logging.getLogger(__name__)
 

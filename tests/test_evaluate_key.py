@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-
 from notetune.scripts.cli import main
 
 

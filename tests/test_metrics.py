@@ -18,8 +18,8 @@ from notetune.rewards.metrics import (
     pitch_statistics,
     ratio,
     rhythm_statistics,
-    table1_counts,
 )
+from notetune.rewards.statistics import table1_counts
 
 C4 = DEFAULT_VOCABULARY.pitch_to_token(60)
 HOLD, REST = NO_EVENT, NOTE_OFF
@@ -241,9 +241,7 @@ def test_bootstrap_is_reproducible_and_undefined_metrics_are_nan():
 def test_grouped_bootstrap_of_many_melodies_matches_the_melody_bootstrap():
     rng = np.random.default_rng(2)
     size = 20_000
-    numerators = np.stack(
-        [(rng.random(size) < 0.05).astype(float), rng.poisson(3, size).astype(float)], axis=1
-    )
+    numerators = np.stack([(rng.random(size) < 0.05).astype(float), rng.poisson(3, size).astype(float)], axis=1)
     denominators = np.stack([np.ones(size), np.full(size, 32.0)], axis=1)
     grouped = bootstrap_intervals(numerators, denominators, resamples=500, seed=0, max_units=2000)
     melodies = bootstrap_intervals(numerators, denominators, resamples=500, seed=0, max_units=size)
