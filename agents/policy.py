@@ -26,12 +26,21 @@ class MelodyPolicy(BasePolicy):
     applied identically to policy and prior, π = prior (KL = 0) before the first update.
     """
 
-    def __init__(self, observation_space: spaces.Box, action_space: spaces.Discrete, lr_schedule,
-                 prior: NoteRNN, value_hidden: int = 64, optimizer_class=torch.optim.Adam,
-                 optimizer_kwargs: dict | None = None, primer: np.ndarray | None = None,
-                 allowed: np.ndarray | None = None) -> None:
-        super().__init__(observation_space, action_space, optimizer_class=optimizer_class,
-                         optimizer_kwargs=optimizer_kwargs or {})
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Discrete,
+        lr_schedule,
+        prior: NoteRNN,
+        value_hidden: int = 64,
+        optimizer_class=torch.optim.Adam,
+        optimizer_kwargs: dict | None = None,
+        primer: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs or {}
+        )
         self.length = int(observation_space.shape[0]) - 1
         self.actor = copy.deepcopy(prior)
         self.actor.dropout.p = 0.0  # rollouts and updates must see the same distribution
@@ -48,8 +57,10 @@ class MelodyPolicy(BasePolicy):
         self.primer = torch.as_tensor(np.asarray(primer, dtype=np.int64)) if primer is not None else None
         self.allowed = torch.as_tensor(np.asarray(allowed, dtype=bool)) if allowed is not None else None
         if self.allowed is not None and self.allowed.shape != (self.length, self.actor.num_actions):
-            raise ValueError(f"the action mask must be (length, V) = ({self.length}, {self.actor.num_actions}); "
-                             f"got {tuple(self.allowed.shape)}")
+            raise ValueError(
+                f"the action mask must be (length, V) = ({self.length}, {self.actor.num_actions}); "
+                f"got {tuple(self.allowed.shape)}"
+            )
 
     @property
     def start_token(self) -> int:
@@ -98,7 +109,7 @@ class MelodyPolicy(BasePolicy):
         batch, length = tokens.shape
         prefix = self.history_prefix(batch, tokens.device)
         features, _ = self.actor.features(torch.cat([prefix, tokens[:, :-1]], dim=1))
-        features = features[:, prefix.shape[1] - 1:]
+        features = features[:, prefix.shape[1] - 1 :]
         logits = self.mask_logits(self.actor.head(features), slice(0, length))
         log_probs_all = torch.log_softmax(logits, dim=-1)
         log_probs = log_probs_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)

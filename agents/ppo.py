@@ -62,22 +62,52 @@ class MelodyPPO(OnPolicyAlgorithm):
 
     policy: MelodyPolicy
 
-    def __init__(self, env: MelodyVecEnv, prior: NoteRNN, learning_rate: float = 1e-4, n_epochs: int = 4,
-                 batch_size: int = 64, gamma: float = 1.0, gae_lambda: float = 0.95, clip_range: float | None = 0.2,
-                 ent_coef: float = 0.0, vf_coef: float = 0.5, max_grad_norm: float = 1.0,
-                 kl_mode: str = "full", kl_controller: KLController | None = None, target_kl: float | None = None,
-                 normalize_advantage: bool = True, tensorboard_log: str | None = None, verbose: int = 0,
-                 seed: int | None = None, device: str = "cpu", _init_setup_model: bool = True) -> None:
+    def __init__(
+        self,
+        env: MelodyVecEnv,
+        prior: NoteRNN,
+        learning_rate: float = 1e-4,
+        n_epochs: int = 4,
+        batch_size: int = 64,
+        gamma: float = 1.0,
+        gae_lambda: float = 0.95,
+        clip_range: float | None = 0.2,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 1.0,
+        kl_mode: str = "full",
+        kl_controller: KLController | None = None,
+        target_kl: float | None = None,
+        normalize_advantage: bool = True,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: str = "cpu",
+        _init_setup_model: bool = True,
+    ) -> None:
         if kl_mode not in ("full", "none"):
             raise ValueError(f"kl_mode must be 'full' or 'none', got {kl_mode!r}")
         super().__init__(
-            policy=MelodyPolicy, env=env, learning_rate=learning_rate, n_steps=env.length, gamma=gamma,
-            gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
-            use_sde=False, sde_sample_freq=-1, tensorboard_log=tensorboard_log,
+            policy=MelodyPolicy,
+            env=env,
+            learning_rate=learning_rate,
+            n_steps=env.length,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=False,
+            sde_sample_freq=-1,
+            tensorboard_log=tensorboard_log,
             # The policy reads the same primer and constraints as the environment's prior.
             policy_kwargs={"prior": prior, "primer": env.primer, "allowed": env.allowed},
-            verbose=verbose, seed=seed, device=device, _init_setup_model=False,
-            supported_action_spaces=(spaces.Discrete,))
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Discrete,),
+        )
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.clip_range_value = clip_range
@@ -95,15 +125,16 @@ class MelodyPPO(OnPolicyAlgorithm):
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         self.generator.manual_seed(0 if self.seed is None else int(self.seed))
-        self.policy = MelodyPolicy(self.observation_space, self.action_space, self.lr_schedule,
-                                   **self.policy_kwargs).to(self.device)
+        self.policy = MelodyPolicy(
+            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
+        ).to(self.device)
         # SB3's learn() hands this buffer to collect_rollouts; ours keeps its own (B, T) rollout instead.
-        self.rollout_buffer = RolloutBuffer(1, self.observation_space, self.action_space, device=self.device,
-                                            n_envs=1)
+        self.rollout_buffer = RolloutBuffer(1, self.observation_space, self.action_space, device=self.device, n_envs=1)
 
     # ---------------------------------------------------------------------------------- rollout
-    def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer,
-                         n_rollout_steps: int) -> bool:
+    def collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
         assert isinstance(env, MelodyVecEnv), "MelodyPPO steps a MelodyVecEnv"
         self.policy.set_training_mode(False)
         num_envs, length = env.num_envs, env.length
@@ -175,7 +206,7 @@ class MelodyPPO(OnPolicyAlgorithm):
         for _ in range(self.n_epochs):
             order = torch.randperm(num, generator=self.generator)
             for begin in range(0, num, self.batch_size):
-                index = order[begin:begin + self.batch_size]
+                index = order[begin : begin + self.batch_size]
                 log_probs, entropy, values = self.policy.evaluate_sequences(rollout.tokens[index])
                 log_ratio = log_probs - rollout.log_probs[index]
                 ratio = log_ratio.exp()
@@ -217,8 +248,11 @@ class MelodyPPO(OnPolicyAlgorithm):
 
     def get_state(self) -> dict[str, Any]:
         """What a resumed run needs besides the weights and optimizer."""
-        return {"num_timesteps": self.num_timesteps, "n_updates": self._n_updates,
-                "kl_controller": self.kl_controller.state_dict()}
+        return {
+            "num_timesteps": self.num_timesteps,
+            "n_updates": self._n_updates,
+            "kl_controller": self.kl_controller.state_dict(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.num_timesteps = int(state["num_timesteps"])

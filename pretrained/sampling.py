@@ -9,10 +9,17 @@ from .model import NoteRNN
 
 
 @torch.no_grad()
-def sample_tokens(model: NoteRNN, num: int, length: int = 32, temperature: float = 1.0, seed: int = 0,
-                  batch_size: int = 4096, primer: np.ndarray | None = None,
-                  allowed: np.ndarray | None = None, return_log_probs: bool = False,
-                  ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def sample_tokens(
+    model: NoteRNN,
+    num: int,
+    length: int = 32,
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 4096,
+    primer: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+    return_log_probs: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``num`` melodies of ``length`` tokens (int64 array). Same seed → same melodies.
 
     With ``return_log_probs`` also returns (num, length) log-probabilities of each sampled token under
@@ -41,19 +48,28 @@ def sample_tokens(model: NoteRNN, num: int, length: int = 32, temperature: float
             if mask is not None:
                 logits = logits.masked_fill(~mask[t], float("-inf"))
             action = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
-            out[begin:begin + size, t] = action.numpy()
+            out[begin : begin + size, t] = action.numpy()
             if out_log_probs is not None:
-                scores = log_probs if mask is None else torch.log_softmax(
-                    log_probs.masked_fill(~mask[t], float("-inf")), dim=-1)
-                out_log_probs[begin:begin + size, t] = scores.gather(1, action[:, None])[:, 0].numpy()
+                scores = (
+                    log_probs
+                    if mask is None
+                    else torch.log_softmax(log_probs.masked_fill(~mask[t], float("-inf")), dim=-1)
+                )
+                out_log_probs[begin : begin + size, t] = scores.gather(1, action[:, None])[:, 0].numpy()
             if t + 1 < length:
                 log_probs, state = model.step(action, state)
     return (out, out_log_probs) if out_log_probs is not None else out
 
 
 @torch.no_grad()
-def log_prior_per_step(model: NoteRNN, tokens: np.ndarray, batch_size: int = 8192, *,
-                       primer: np.ndarray | None = None, allowed: np.ndarray | None = None) -> np.ndarray:
+def log_prior_per_step(
+    model: NoteRNN,
+    tokens: np.ndarray,
+    batch_size: int = 8192,
+    *,
+    primer: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
     """log p_model(token_t | history) for each position of (N, T) melodies.
 
     With ``primer`` the history starts with the primer tokens; with ``allowed`` (T, V) the model's
@@ -62,23 +78,24 @@ def log_prior_per_step(model: NoteRNN, tokens: np.ndarray, batch_size: int = 819
     if primer is None and allowed is None:
         rows = []
         for begin in range(0, len(tokens), batch_size):
-            chunk = torch.from_numpy(np.asarray(tokens[begin:begin + batch_size], dtype=np.int64))
+            chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
             rows.append(model.sequence_log_probs(chunk).numpy())
         return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
     return _conditioned_log_probs(model, tokens, batch_size, primer, allowed)
 
 
-def _conditioned_log_probs(model: NoteRNN, tokens: np.ndarray, batch_size: int, primer: np.ndarray | None,
-                           allowed: np.ndarray | None) -> np.ndarray:
+def _conditioned_log_probs(
+    model: NoteRNN, tokens: np.ndarray, batch_size: int, primer: np.ndarray | None, allowed: np.ndarray | None
+) -> np.ndarray:
     prefix = [model.start_token, *(int(t) for t in (primer if primer is not None else ()))]
     mask = None if allowed is None else torch.from_numpy(np.asarray(allowed, dtype=bool))
     rows = []
     for begin in range(0, len(tokens), batch_size):
-        chunk = torch.from_numpy(np.asarray(tokens[begin:begin + batch_size], dtype=np.int64))
+        chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
         history = torch.tensor(prefix, dtype=torch.long).expand(len(chunk), -1)
         logits, _ = model(torch.cat([history, chunk[:, :-1]], dim=1))
-        logits = logits[:, len(prefix) - 1:]
+        logits = logits[:, len(prefix) - 1 :]
         if mask is not None:
-            logits = logits.masked_fill(~mask[:chunk.shape[1]], float("-inf"))
+            logits = logits.masked_fill(~mask[: chunk.shape[1]], float("-inf"))
         rows.append(torch.log_softmax(logits, dim=-1).gather(-1, chunk.unsqueeze(-1)).squeeze(-1).numpy())
     return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))

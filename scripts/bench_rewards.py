@@ -72,12 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--batch-size", type=int, default=1024, help="melodies stepped together")
-    parser.add_argument(
-        "--compositions", type=int, default=100_000, help="compositions for Table 1 statistics"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=5, help="episodes timed per reward set; the best counts"
-    )
+    parser.add_argument("--compositions", type=int, default=100_000, help="compositions for Table 1 statistics")
+    parser.add_argument("--repeats", type=int, default=5, help="episodes timed per reward set; the best counts")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -89,8 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
             "processor": platform.machine(),
         },
         "reward_sets": [
-            bench_reward_set(spec, args.batch_size, 32, args.repeats, rng)
-            for spec in ("rl_tuner", "notetune")
+            bench_reward_set(spec, args.batch_size, 32, args.repeats, rng) for spec in ("rl_tuner", "notetune")
         ],
         "table1_statistics": bench_statistics(args.compositions, 32, rng),
     }

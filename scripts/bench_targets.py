@@ -19,8 +19,15 @@ from notetune.pretrained.checkpoint import load_checkpoint
 from notetune.rewards import RewardSet
 
 FAITHFUL_BOUNDS = {"min_hold_ratio": 0.0, "min_rest_ratio": 0.0, "max_log_prior_drop": 1.0}
-DQN_SETTINGS = {"num_envs": 16, "learning_rate": 1e-3, "gamma": 0.5, "batch_size": 32, "eval_every": 50_000,
-                "eval_size": 1024, "checkpoint_every": 50_000}
+DQN_SETTINGS = {
+    "num_envs": 16,
+    "learning_rate": 1e-3,
+    "gamma": 0.5,
+    "batch_size": 32,
+    "eval_every": 50_000,
+    "eval_size": 1024,
+    "checkpoint_every": 50_000,
+}
 RUNS = {
     "default": {},
     "faithful": {"reward": ["rl_tuner"], **FAITHFUL_BOUNDS},
@@ -53,13 +60,32 @@ def main() -> None:
         rewards = RewardSet.from_spec(config.reward, key=config.key)
         tuned = evaluate_model(model, prior, rewards, num=args.num, seed=2024)
         untuned = evaluate_model(prior, prior, rewards, num=args.num, seed=2024)
-        results[name] = {"steps": record["steps"], "seconds": record["seconds"],
-                         "steps_per_second": record["steps_per_second"], "stop_reason": record["stop_reason"],
-                         "chosen_step": record["chosen"]["step"], "untuned": untuned, "tuned": tuned}
-        print(f"{name}: {record['steps']:,} steps, chosen step {record['chosen']['step']}; "
-              + ", ".join(f"{k} {tuned[k]:.4f}" for k in ("starts_with_tonic", "leaps_resolved", "not_in_key",
-                                                           "in_motif", "excessively_repeated", "distinct_melodies",
-                                                           "log_prior_per_note", "kl_per_melody")), flush=True)
+        results[name] = {
+            "steps": record["steps"],
+            "seconds": record["seconds"],
+            "steps_per_second": record["steps_per_second"],
+            "stop_reason": record["stop_reason"],
+            "chosen_step": record["chosen"]["step"],
+            "untuned": untuned,
+            "tuned": tuned,
+        }
+        print(
+            f"{name}: {record['steps']:,} steps, chosen step {record['chosen']['step']}; "
+            + ", ".join(
+                f"{k} {tuned[k]:.4f}"
+                for k in (
+                    "starts_with_tonic",
+                    "leaps_resolved",
+                    "not_in_key",
+                    "in_motif",
+                    "excessively_repeated",
+                    "distinct_melodies",
+                    "log_prior_per_note",
+                    "kl_per_melody",
+                )
+            ),
+            flush=True,
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
 

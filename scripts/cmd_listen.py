@@ -64,12 +64,8 @@ def run_export(args: argparse.Namespace) -> int:
     sources = []
     for spec in (args.a, args.b):
         if spec != "default" and not Path(spec).exists():
-            raise FileNotFoundError(
-                f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)"
-            )
-        sources.append(
-            load_source(spec, num=cfg.pairs, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature)
-        )
+            raise FileNotFoundError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
+        sources.append(load_source(spec, num=cfg.pairs, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature))
     try:
         page = export_listening_test(sources[0], sources[1], cfg.out, cfg.pairs, cfg.seed)
     except (ValueError, FileExistsError) as error:
@@ -87,9 +83,7 @@ def run_score(args: argparse.Namespace) -> int:
     try:
         result = score_listening_test(args.directory, args.answers)
     except (ValueError, KeyError) as error:  # answers for another test, unknown pairs, a malformed file
-        raise UserError(
-            f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
-        ) from error
+        raise UserError(f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)) from error
     print(result.summary())
     if cfg.json:
         Path(cfg.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")

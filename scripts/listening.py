@@ -67,17 +67,13 @@ def export_listening_test(
         pair = ListeningPair(f"pair-{position + 1:02d}", first, second, melody, melody)
         for slot, name in (("1", first), ("2", second)):
             source = sets[name]
-            renderers.add(
-                write_wav(source.tokens[melody], out / "audio" / f"{pair.pair}-{slot}.wav", source.vocab)
-            )
+            renderers.add(write_wav(source.tokens[melody], out / "audio" / f"{pair.pair}-{slot}.wav", source.vocab))
         plan.append(pair)
     key = {
         "test_id": test_id,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "seed": seed,
-        "sets": {
-            name: {"label": s.label, "source": s.path, "settings": s.settings} for name, s in sets.items()
-        },
+        "sets": {name: {"label": s.label, "source": s.path, "settings": s.settings} for name, s in sets.items()},
         "pairs": [asdict(p) for p in plan],
         "tokens": {name: s.tokens[:pairs].tolist() for name, s in sets.items()},
         "audio_renderer": sorted(renderers),
@@ -206,8 +202,7 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
     key_path = directory / KEY_FILE
     if not key_path.is_file():
         raise FileNotFoundError(
-            f"{directory} holds no listening test key ({KEY_FILE}); "
-            "give the folder `notetune listen export` wrote"
+            f"{directory} holds no listening test key ({KEY_FILE}); give the folder `notetune listen export` wrote"
         )
     key = json.loads(key_path.read_text())
     pairs = {p["pair"]: p for p in key["pairs"]}
@@ -216,8 +211,7 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
         answers = json.loads(Path(answer_file).read_text())
         if answers.get("test_id") != key["test_id"]:
             raise ValueError(
-                f"{answer_file} answers test {answers.get('test_id')!r}, but {directory} holds test "
-                f"{key['test_id']!r}"
+                f"{answer_file} answers test {answers.get('test_id')!r}, but {directory} holds test {key['test_id']!r}"
             )
         given = answers.get("answers", {})
         unknown = sorted(set(given) - set(pairs))

@@ -121,13 +121,9 @@ def write_report(
     if len(set(labels)) != len(labels):
         raise ValueError(f"sample sets need distinct labels, got {labels}")
     plots = {
-        "distributions": report_plots.plot_metric_distributions(
-            evaluations, out / "plots" / "distributions.png"
-        ),
+        "distributions": report_plots.plot_metric_distributions(evaluations, out / "plots" / "distributions.png"),
         "intervals": report_plots.plot_interval_histogram(evaluations, out / "plots" / "intervals.png"),
-        "pitch_classes": report_plots.plot_pitch_class_histogram(
-            evaluations, out / "plots" / "pitch_classes.png"
-        ),
+        "pitch_classes": report_plots.plot_pitch_class_histogram(evaluations, out / "plots" / "pitch_classes.png"),
     }
     shown: dict[str, list[ShownSample]] = {}
     renderers: set[str] = set()
@@ -281,9 +277,7 @@ def _renderer_note(renderers: set[str]) -> str:
     if not renderers:
         return "Audio was not rendered (--no-audio)."
     if renderers == {"fluidsynth"}:
-        return (
-            "Audio rendered with fluidsynth and the General MIDI soundfont pretty_midi ships (TimGM6mb.sf2)."
-        )
+        return "Audio rendered with fluidsynth and the General MIDI soundfont pretty_midi ships (TimGM6mb.sf2)."
     return (
         "Audio rendered with pretty_midi's sine-wave synthesis, because fluidsynth is not available here "
         "(install libfluidsynth and pyfluidsynth for a piano sound)."

@@ -72,9 +72,7 @@ def plot_metric_distributions(evaluations: list[Evaluation], path: Path) -> Path
     return _save(figure, path)
 
 
-def _grouped_bars(
-    axis: Axes, evaluations: list[Evaluation], shares: list[np.ndarray], ticks: list[str]
-) -> None:
+def _grouped_bars(axis: Axes, evaluations: list[Evaluation], shares: list[np.ndarray], ticks: list[str]) -> None:
     width = 0.8 / max(len(evaluations), 1)
     x = np.arange(len(ticks))
     for i, (evaluation, values) in enumerate(zip(evaluations, shares, strict=True)):
@@ -102,9 +100,7 @@ def plot_interval_histogram(evaluations: list[Evaluation], path: Path) -> Path:
     figure = Figure(figsize=(12, 3.4))
     axis = figure.subplots()
     size = len(evaluations[0].interval_counts) // 2
-    ticks = [
-        f"≤−{size}" if i == -size else f"≥+{size}" if i == size else f"{i:+d}" for i in range(-size, size + 1)
-    ]
+    ticks = [f"≤−{size}" if i == -size else f"≥+{size}" if i == size else f"{i:+d}" for i in range(-size, size + 1)]
     _grouped_bars(axis, evaluations, [_shares(e.interval_counts) for e in evaluations], ticks)
     axis.set_xlabel("interval to the next note (semitones)")
     axis.set_title("Melodic intervals")
@@ -115,9 +111,7 @@ def plot_pitch_class_histogram(evaluations: list[Evaluation], path: Path) -> Pat
     """Shares of notes per pitch class (each note counted once)."""
     figure = Figure(figsize=(8, 3.4))
     axis = figure.subplots()
-    _grouped_bars(
-        axis, evaluations, [_shares(e.pitch_class_counts) for e in evaluations], list(PITCH_CLASS_NAMES)
-    )
+    _grouped_bars(axis, evaluations, [_shares(e.pitch_class_counts) for e in evaluations], list(PITCH_CLASS_NAMES))
     axis.set_xlabel("pitch class")
     axis.set_title("Pitch classes")
     return _save(figure, path)
@@ -135,9 +129,7 @@ def plot_piano_roll(
     low, high = min(pitches) - 1.5, max(pitches) + 1.5
     for note in notes:
         axis.add_patch(
-            Rectangle(
-                (note.start, note.pitch - 0.4), note.end - note.start, 0.8, color=color, ec="black", lw=0.5
-            )
+            Rectangle((note.start, note.pitch - 0.4), note.end - note.start, 0.8, color=color, ec="black", lw=0.5)
         )
     beat = vocab.steps_per_quarter
     for step in range(0, length + 1, beat):

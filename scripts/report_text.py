@@ -34,9 +34,7 @@ def format_value(name: str, value: float | None, places: int | None = None) -> s
 def format_interval(metric: Metric) -> str:
     """``[low, high]`` of the 95% bootstrap interval, with as many decimals as the estimate."""
     places = decimals(metric.name, metric.value) if math.isfinite(metric.value) else None
-    return (
-        f"[{format_value(metric.name, metric.low, places)}, {format_value(metric.name, metric.high, places)}]"
-    )
+    return f"[{format_value(metric.name, metric.low, places)}, {format_value(metric.name, metric.high, places)}]"
 
 
 def shown_metrics(evaluations: list[Evaluation]) -> list[str]:

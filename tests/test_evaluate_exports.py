@@ -31,15 +31,11 @@ def test_sample_exports_every_format_and_the_midi_folder_evaluates_like_the_npz(
     with np.load(out / "samples.npz") as data:
         tokens = data["tokens"]
     midis = sorted(out.glob("*.mid"))
-    assert (
-        len(midis) == 4 and len(sorted(out.glob("*.musicxml"))) == 4 and len(sorted(out.glob("*.wav"))) == 4
-    )
+    assert len(midis) == 4 and len(sorted(out.glob("*.musicxml"))) == 4 and len(sorted(out.glob("*.wav"))) == 4
     for melody, midi in zip(tokens, midis, strict=True):
         np.testing.assert_array_equal(read_midi(midi, length=32), canonicalize(melody))  # the same notes
     with wave.open(str(sorted(out.glob("*.wav"))[0])) as audio:
-        assert (
-            audio.getnchannels() == 1 and audio.getnframes() / audio.getframerate() >= 4.0
-        )  # 2 bars at 120 bpm
+        assert audio.getnchannels() == 1 and audio.getnframes() / audio.getframerate() >= 4.0  # 2 bars at 120 bpm
     text = sorted(out.glob("*.musicxml"))[0].read_text()
     assert "<score-partwise" in text and "<note" in text
 

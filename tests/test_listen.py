@@ -77,9 +77,7 @@ def test_answers_for_another_test_are_refused(listening_test, tmp_path):
 
 def test_listen_commands_round_trip(tmp_path, tiny_prior_dir, tiny_corpus_path, capsys):
     out = tmp_path / "blind"
-    assert (
-        main(["listen", "export", tiny_prior_dir, tiny_corpus_path, "--pairs", "4", "--out", str(out)]) == 0
-    )
+    assert main(["listen", "export", tiny_prior_dir, tiny_corpus_path, "--pairs", "4", "--out", str(out)]) == 0
     assert "do not share it" in capsys.readouterr().out
     answers = tmp_path / "answers.json"
     answers.write_text(json.dumps(answers_preferring(out, "B")))
@@ -87,15 +85,11 @@ def test_listen_commands_round_trip(tmp_path, tiny_prior_dir, tiny_corpus_path, 
     printed = capsys.readouterr().out
     assert "prefer B (corpus): 4" in printed and "p = 0.1250" in printed
     assert json.loads((tmp_path / "result.json").read_text())["prefer_b"] == 4
-    assert (
-        main(["listen", "export", tiny_prior_dir, tiny_corpus_path, "--pairs", "4", "--out", str(out)]) == 2
-    )
+    assert main(["listen", "export", tiny_prior_dir, tiny_corpus_path, "--pairs", "4", "--out", str(out)]) == 2
     assert "already holds a listening test" in capsys.readouterr().err
 
 
-CHROMIUM = next(
-    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None
-)
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 # Plays the listener: ticks "1" everywhere, presses Save, reads the downloaded Blob back into the page.
 LISTENER_SCRIPT = """<script>
@@ -119,9 +113,7 @@ window.addEventListener("load", function () {
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 def test_answers_saved_by_the_page_in_chromium_score(listening_test, tmp_path):
     page = listening_test / "listener.html"
-    page.write_text(
-        (listening_test / "index.html").read_text().replace("</body>", LISTENER_SCRIPT + "</body>")
-    )
+    page.write_text((listening_test / "index.html").read_text().replace("</body>", LISTENER_SCRIPT + "</body>"))
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(
             [

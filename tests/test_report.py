@@ -90,9 +90,7 @@ def run_chromium(*arguments, timeout=90):
 def check_in_browser(page: Path) -> tuple[dict, list[str]]:
     """Load a copy of ``page`` (same folder, so relative links resolve) with the check script injected."""
     checked = page.with_name("browser-check.html")
-    checked.write_text(
-        page.read_text().replace('<meta charset="utf-8">', '<meta charset="utf-8">' + CHECK_SCRIPT, 1)
-    )
+    checked.write_text(page.read_text().replace('<meta charset="utf-8">', '<meta charset="utf-8">' + CHECK_SCRIPT, 1))
     done = run_chromium(
         "--virtual-time-budget=15000", "--enable-logging=stderr", "--v=0", "--dump-dom", checked.as_uri()
     )
@@ -106,12 +104,7 @@ def check_in_browser(page: Path) -> tuple[dict, list[str]]:
 def report(tmp_path_factory, tiny_prior_dir, tiny_corpus_path):
     root = tmp_path_factory.mktemp("compare")
     cooled = root / "cooled"
-    assert (
-        main(
-            ["sample", "--model", tiny_prior_dir, "--num", "60", "--temperature", "0.5", "--out", str(cooled)]
-        )
-        == 0
-    )
+    assert main(["sample", "--model", tiny_prior_dir, "--num", "60", "--temperature", "0.5", "--out", str(cooled)]) == 0
     out = root / "report"
     code = main(
         [
@@ -180,9 +173,7 @@ def test_report_loads_in_headless_chromium(report, tmp_path):
         assert audio["error"] is None and audio["readyState"] >= 1 and audio["duration"] >= 4.0, audio
 
     screenshot = tmp_path / "report.png"
-    done = run_chromium(
-        f"--screenshot={screenshot}", "--window-size=1280,2000", (report / "index.html").as_uri()
-    )
+    done = run_chromium(f"--screenshot={screenshot}", "--window-size=1280,2000", (report / "index.html").as_uri())
     assert screenshot.is_file(), done.stderr[-2000:]
     header = screenshot.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"

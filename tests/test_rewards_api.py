@@ -78,9 +78,7 @@ def test_simple_can_be_forced_for_other_signatures():
 
 
 def test_dotted_path_needs_no_registration(user_module):
-    rewards = RewardSet.from_spec(
-        [f"{user_module}:resolves_to_tonic=4", f"{user_module}:high_notes"], length=8
-    )
+    rewards = RewardSet.from_spec([f"{user_module}:resolves_to_tonic=4", f"{user_module}:high_notes"], length=8)
     assert rewards.names == ("resolves_to_tonic", "high_notes")
     assert rewards.weights == {"resolves_to_tonic": 4.0, "high_notes": 1.0}
     terms = rewards.evaluate(np.array([[14, 26, 1, 1, 1, 1, 1, 14]]))
@@ -89,18 +87,14 @@ def test_dotted_path_needs_no_registration(user_module):
 
 
 def test_dotted_path_errors_say_what_is_missing(user_module):
-    with pytest.raises(
-        UnknownRewardError, match=f"has no 'resolves_to_tonc'.*did you mean '{user_module}:resolves"
-    ):
+    with pytest.raises(UnknownRewardError, match=f"has no 'resolves_to_tonc'.*did you mean '{user_module}:resolves"):
         get_reward(f"{user_module}:resolves_to_tonc")
     with pytest.raises(UnknownRewardError, match="cannot import module 'no_such_module'"):
         get_reward("no_such_module:fn")
 
 
 def test_entry_points_provide_rewards_from_installed_packages(user_module, monkeypatch):
-    plugin = EntryPoint(
-        name="tonic_cadence", value=f"{user_module}:resolves_to_tonic", group="notetune.rewards"
-    )
+    plugin = EntryPoint(name="tonic_cadence", value=f"{user_module}:resolves_to_tonic", group="notetune.rewards")
     monkeypatch.setattr(registry, "_entry_points", lambda: [plugin])
     entry = get_reward("tonic_cadence")
     assert entry.name == "tonic_cadence" and entry.simple
@@ -121,9 +115,7 @@ def test_unknown_names_suggest_and_list_what_is_known():
 
 
 def test_a_name_cannot_be_registered_twice_by_different_code():
-    with pytest.raises(
-        ValueError, match="reward 'key' is already registered by notetune.rewards.rl_tuner:key"
-    ):
+    with pytest.raises(ValueError, match="reward 'key' is already registered by notetune.rewards.rl_tuner:key"):
         reward("key")(lambda batch: batch.zeros())
 
 
@@ -170,9 +162,7 @@ def test_misuse_of_step_is_explained():
     rewards.reset(2)
     with pytest.raises(ValueError, match=r"tokens at step 0 must be classes 0..37; got 0..40"):
         rewards.step(np.array([[0], [40]]), 0)
-    with pytest.raises(
-        RewardError, match=r"excessive_repetition.*follows each episode step by step.*got t = 3"
-    ):
+    with pytest.raises(RewardError, match=r"excessive_repetition.*follows each episode step by step.*got t = 3"):
         rewards.step(np.zeros((2, 32), int), 3)
 
 

@@ -30,9 +30,7 @@ def test_parse_and_name(text, tonic, mode, name):
 
 
 def test_unreadable_key_names_the_format():
-    with pytest.raises(
-        ValueError, match=r"cannot read key 'H dorian'; write a tonic and a mode, e\.g\. 'C major'"
-    ):
+    with pytest.raises(ValueError, match=r"cannot read key 'H dorian'; write a tonic and a mode, e\.g\. 'C major'"):
         Key.parse("H dorian")
     with pytest.raises(ValueError, match="tonic must be a pitch class 0..11"):
         Key(12, "major")

@@ -146,9 +146,7 @@ def test_leap_resolved_across_holds_and_rests():
 def test_leap_doubled_and_the_memory_it_keeps():
     assert rule("leap_resolution", [C, G, 28]).tolist() == [0, 0, -5]
     # After a doubled leap the open leap still starts from C: going back to C resolves it.
-    assert rule("leap_resolution", [C, G, 28, 26, 24, 22, 20, 18, 16, 14]).tolist() == [0, 0, -5] + [
-        0
-    ] * 6 + [5]
+    assert rule("leap_resolution", [C, G, 28, 26, 24, 22, 20, 18, 16, 14]).tolist() == [0, 0, -5] + [0] * 6 + [5]
 
 
 def test_unique_extremes_at_the_last_step():

@@ -14,9 +14,7 @@ LOOP = [14, 16, 18, 19, HOLD, HOLD, HOLD, HOLD] * 4
 def test_keys_and_fractions():
     stats = table1_statistics(np.array([HELD_TONIC, LOOP]))
     assert tuple(stats) == STATISTICS
-    assert all(
-        0 <= stats[name] <= 1 for name in STATISTICS if not name.startswith(("autocorrelation", "leaps"))
-    )
+    assert all(0 <= stats[name] <= 1 for name in STATISTICS if not name.startswith(("autocorrelation", "leaps")))
 
 
 def test_a_held_tonic():
@@ -74,9 +72,7 @@ def test_statistics_agree_with_the_reward_terms():
     assert stats["in_motif"] == np.mean(rl_tuner["motif"] > 0)
     leaps = rl_tuner["leap_resolution"]
     assert stats["leaps_resolved"] == np.sum(leaps > 0) / np.sum(leaps != 0)
-    assert stats["unique_max"] + stats["unique_min"] == pytest.approx(
-        rl_tuner["unique_extremes"][:, -1].mean() / 3
-    )
+    assert stats["unique_max"] + stats["unique_min"] == pytest.approx(rl_tuner["unique_extremes"][:, -1].mean() / 3)
     assert stats["repeated_onsets"] == np.mean(notetune["repeated_onsets"] < 0)
 
 
@@ -97,9 +93,7 @@ def test_uniform_random_tokens_are_out_of_key_at_the_expected_rate():
 def test_paper_columns_and_text_table():
     assert set(PAPER_TABLE1) == {"note_rnn", "q", "psi", "g"}
     assert all(set(column) <= set(STATISTICS) for column in PAPER_TABLE1.values())
-    assert (
-        PAPER_TABLE1["note_rnn"]["excessively_repeated"] == 0.633 and PAPER_TABLE1["q"]["in_motif"] == 0.757
-    )
+    assert PAPER_TABLE1["note_rnn"]["excessively_repeated"] == 0.633 and PAPER_TABLE1["q"]["in_motif"] == 0.757
     table = format_table1({"samples": table1_statistics(np.array([HELD_TONIC]))})
     lines = table.splitlines()
     assert lines[0].split() == ["statistic", "samples", "paper", "Note", "RNN", "paper", "Q"]
@@ -112,9 +106,7 @@ def test_paper_columns_and_text_table():
 
 
 def test_bad_input_is_explained():
-    with pytest.raises(
-        ValueError, match=r"compositions must be \(n >= 1, length >= 8\) tokens; got shape \(32,\)"
-    ):
+    with pytest.raises(ValueError, match=r"compositions must be \(n >= 1, length >= 8\) tokens; got shape \(32,\)"):
         table1_statistics(np.array(HELD_TONIC))
     with pytest.raises(ValueError, match="tokens must be classes 0..37; got 0..38"):
         table1_statistics(np.array([[38] + [0] * 31]))
