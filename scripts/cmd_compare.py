@@ -66,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from notetune.agents.sweep import best_trial, is_sweep_dir, load_sweep_file, summarize_sweep
+
     from .report import write_report  # matplotlib: imported only when a report is written
+    from .sweep_report import sweep_html_section
 
     cfg = config.from_args(CompareConfig, args, args.config)
     if cfg.labels and len(cfg.labels) != len(args.sources):
@@ -75,6 +78,23 @@ def _compare(args: argparse.Namespace) -> int:
         if spec != "default" and not Path(spec).exists():
             raise FileNotFoundError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
     started = time.perf_counter()
+    # A sweep directory adds its summary table and Pareto plot, and its best trial's model as a column.
+    sections, specs, labels = [], [], []
+    for i, spec in enumerate(args.sources):
+        label = cfg.labels[i] if cfg.labels else None
+        if not is_sweep_dir(spec):
+            specs.append(spec)
+            labels.append(label)
+            continue
+        sections.append(sweep_html_section(spec, cfg.out, label))
+        rows = summarize_sweep(spec)
+        sweep = load_sweep_file(spec)
+        best = best_trial(rows, sweep["metric"], sweep["mode"])
+        if best is not None:
+            specs.append(rows[best]["directory"])
+            labels.append(label or f"{Path(spec).name}: best trial {rows[best]['trial']}")
+    if not specs:
+        raise UserError("none of the sweeps has a finished trial to compare; give a model or samples as well")
     sources = [
         load_source(
             spec,
@@ -82,10 +102,10 @@ def _compare(args: argparse.Namespace) -> int:
             length=cfg.length,
             seed=cfg.seed,
             temperature=cfg.temperature,
-            label=cfg.labels[i] if cfg.labels else None,
+            label=labels[i],
             key=cfg.key,
         )
-        for i, spec in enumerate(args.sources)
+        for i, spec in enumerate(specs)
     ]
     _make_labels_distinct(sources)
     set_size = min(default_set_size(len(s.tokens)) for s in sources)  # one set size, so diversity compares
@@ -103,7 +123,7 @@ def _compare(args: argparse.Namespace) -> int:
         )
         for s in sources
     ]
-    index = write_report(evaluations, cfg.out, samples_shown=cfg.samples_shown, audio=cfg.audio)
+    index = write_report(evaluations, cfg.out, samples_shown=cfg.samples_shown, audio=cfg.audio, sections=sections)
     print(format_table(evaluations))
     print(f"\ncompared {len(evaluations)} sets in {time.perf_counter() - started:.1f} s; report: {index}")
     return 0

@@ -111,8 +111,12 @@ def write_report(
     samples_shown: int = 4,
     audio: bool = True,
     title: str = "notetune comparison",
+    sections: list[str] | tuple[str, ...] = (),
 ) -> Path:
-    """Write ``out/index.html`` (plus plots, samples and ``metrics.json``) comparing the evaluations."""
+    """Write ``out/index.html`` (plus plots, samples and ``metrics.json``) comparing the evaluations.
+
+    ``sections`` are extra HTML fragments (e.g. a sweep's summary and Pareto plot) placed after the metrics.
+    """
     if not evaluations:
         raise ValueError("nothing to compare: give at least one sample set")
     out = Path(out)
@@ -153,6 +157,7 @@ def write_report(
         shown,
         renderers,
         title,
+        sections,
     )
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
@@ -171,6 +176,7 @@ def render_page(
     shown: dict[str, list[ShownSample]],
     renderers: set[str],
     title: str,
+    sections: list[str] | tuple[str, ...] = (),
 ) -> str:
     """The whole page as one string (CSS inline, media by relative path)."""
     e = html.escape
@@ -193,6 +199,7 @@ def render_page(
         f"when p &lt; {SIGNIFICANCE}. "
         "Hover a metric for its definition.</p>",
         _metric_table(evaluations, p_values),
+        *sections,
         "<h2>Distributions</h2>",
         f'<img class="plot" src="{e(plots["distributions"])}" alt="box plots of per-melody figures">',
         "<h2>Intervals and pitch classes</h2>",

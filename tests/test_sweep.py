@@ -291,3 +291,32 @@ def test_compare_gets_the_summary_table_and_pareto_plot_as_an_html_section(sweep
     assert "<h3>Sweep reward sweep</h3>" in fragment and f"<td>{best} ★</td>" in fragment
     assert "did you mean &#x27;tonic&#x27;?" in fragment
     assert 'src="plots/pareto-0.png"' in fragment and (tmp_path / "report" / "plots" / "pareto-0.png").is_file()
+
+
+def test_notetune_compare_given_a_sweep_directory_shows_it_and_its_best_trial(sweep, tmp_path, tiny_prior_dir):
+    from notetune.scripts.cli import main
+
+    out = tmp_path / "report"
+    argv = [
+        "compare",
+        tiny_prior_dir,
+        str(sweep["out"]),
+        "--out",
+        str(out),
+        "--num",
+        "60",
+        "--no-audio",
+        "--samples-shown",
+        "1",
+        "--corpus",
+        "none",
+        "--prior",
+        tiny_prior_dir,
+        "--resamples",
+        "20",
+    ]
+    assert main(argv) == 0
+    page = (out / "index.html").read_text()
+    best = next(name for name, row in sweep["rows"].items() if row["best"])
+    assert 'src="plots/pareto-0.png"' in page and (out / "plots" / "pareto-0.png").is_file()
+    assert f"best trial {best}" in page  # the best trial's model is a column of the comparison
