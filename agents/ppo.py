@@ -39,7 +39,6 @@ class MelodyRollout:
         self.rewards = torch.zeros(shape)
         self.advantages = torch.zeros(shape)
         self.returns = torch.zeros(shape)
-        self.term_sums: dict[str, np.ndarray] = {}
 
     def compute_returns(self, gamma: float, gae_lambda: float) -> None:
         """GAE over each fixed-length composition (the episode ends after the last step)."""
@@ -166,7 +165,6 @@ class MelodyPPO(OnPolicyAlgorithm):
         beta = self.kl_controller.beta
         rollout.rewards = rollout.env_rewards - (beta * kl if self.kl_mode == "full" else 0.0)
         rollout.compute_returns(self.gamma, self.gae_lambda)
-        rollout.term_sums = term_sums
         self.rollout = rollout
         kl_per_melody = float(kl.sum(1).mean())
         self.kl_controller.update(kl_per_melody, num_envs)

@@ -1,8 +1,8 @@
 """The Note RNN: an LSTM language model over the token vocabulary.
 
-Its public interface is all that later code uses — ``initial_state``, ``step`` (one token for a batch,
-state carried), ``forward`` (a sequence), ``sequence_log_probs`` and ``select_state``/``reset_state``
-for batches of independent melodies. Nothing outside this module needs to know it is an LSTM.
+Its public interface is all that later code uses — ``initial_state``, ``start``, ``step`` (one token for a
+batch, state carried), ``features``/``forward`` (a sequence) and ``sequence_log_probs``. Nothing outside this
+module needs to know it is an LSTM.
 """
 
 from __future__ import annotations
@@ -74,20 +74,6 @@ class NoteRNN(nn.Module):
         return torch.zeros(shape, dtype=weight.dtype, device=weight.device), torch.zeros(
             shape, dtype=weight.dtype, device=weight.device
         )
-
-    @staticmethod
-    def reset_state(state: State, done: torch.Tensor) -> State:
-        """Zero the state of the melodies where ``done`` (B,) is true."""
-        keep = (~done).to(state[0].dtype).view(1, -1, 1)
-        return state[0] * keep, state[1] * keep
-
-    @staticmethod
-    def select_state(state: State, index: torch.Tensor | slice) -> State:
-        return state[0][:, index], state[1][:, index]
-
-    @staticmethod
-    def detach_state(state: State) -> State:
-        return state[0].detach(), state[1].detach()
 
     # ------------------------------------------------------------------------------- compute
     def features(self, inputs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
