@@ -1,7 +1,7 @@
 """Plain per-melody Python versions of RL Tuner's nine rules: slow, literal, and the ground truth for tests.
 
-Each function reads like the reference description (Jaques et al. 2017, as restated in the project reference notes): ``composition``
-is the list of tokens before the action, ``t`` the action's index. The vectorised rules in
+Each function reads like the published description (Jaques et al. 2017): ``composition`` is the list of tokens
+before the action, ``t`` the action's index. The vectorised rules in
 :mod:`notetune.rewards.rl_tuner` must agree with these on every melody.
 """
 
