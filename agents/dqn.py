@@ -50,7 +50,8 @@ class NoteRNNExtractor(BaseFeaturesExtractor):
 
 
 class NoteRNNQPolicy(DQNPolicy):
-    """DQN policy whose Q-network starts as the Note RNN (Q(s, ·) = prior logits before training)."""
+    """DQN policy whose Q-network starts as the Note RNN: Q(s, ·) = prior logits before training (dqn, psi),
+    or the Note RNN's embedding and LSTM with a zero head (g, whose policy adds log p_prior itself)."""
 
     def __init__(self, *args: Any, prior: NoteRNN, add_prior: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("net_arch", [])
@@ -65,8 +66,13 @@ class NoteRNNQPolicy(DQNPolicy):
         with torch.no_grad():
             for q_net in (self.q_net, self.q_net_target):
                 head = q_net.q_net[0]
-                head.weight.copy_(prior.head.weight)
-                head.bias.copy_(prior.head.bias)
+                if add_prior:
+                    # G acts by Q + log p_prior: Q = 0 makes the initial policy exactly the prior (KL = 0).
+                    head.weight.zero_()
+                    head.bias.zero_()
+                else:
+                    head.weight.copy_(prior.head.weight)
+                    head.bias.copy_(prior.head.bias)
 
     def prior_log_probs(self, observation: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -219,3 +219,16 @@ def test_a_run_killed_with_sigkill_resumes_and_finishes(tmp_path, tiny_prior_dir
     assert record["steps"] == 40960 and record["resumed_from"]
     model, _ = load_checkpoint(out / "model")
     assert sample_tokens(model, 4, 8).shape == (4, 8)
+
+
+@pytest.mark.parametrize("algo", ["dqn", "psi", "g"])
+def test_q_learners_start_from_the_prior(algo, tiny_prior):
+    from notetune.agents.dqn import build_q_learner
+
+    cfg = TuneConfig(algo=algo, num_envs=2, length=8, learning_starts=10)
+    learner = build_q_learner(cfg, tiny_prior, RewardSet.from_spec("notetune", length=8))
+    exported = learner.policy.export_actor()
+    tokens = torch.randint(0, 38, (16, 8))
+    expected = tiny_prior.sequence_log_probs(tokens)
+    # Boltzmann over Q = the prior for dqn/psi (Q = prior logits); for g, Q = 0 and π ∝ exp(Q)·p_prior = prior.
+    assert torch.allclose(exported.sequence_log_probs(tokens), expected, atol=1e-5)
