@@ -94,6 +94,8 @@ class TuneConfig:
     """Selection bound: smallest rest share relative to the untuned model."""
     max_log_prior_drop: float = 0.5
     """Selection bound: largest drop of mean log p_prior per note below the untuned model (nats)."""
+    stop_on_collapse: bool = True
+    """Stop the run when the evaluation batch collapses (under 50% distinct melodies or distinct-4grams)."""
     stop_on_alarm: bool = False
     """Stop the run when a reward-hacking alarm fires."""
     alarm_kl: float = 8.0

@@ -97,7 +97,7 @@ class TuneRun:
             config.min_rest_ratio,
             config.max_log_prior_drop,
         )
-        self.watcher = Watcher(rule, patience=config.patience)
+        self.watcher = Watcher(rule, patience=config.patience, stop_on_collapse=config.stop_on_collapse)
         self.elapsed_before = 0.0
         self.alarms: list[dict[str, Any]] = []
         self.corpus_rates = corpus_rates(self.corpus) if self.corpus is not None else None

@@ -139,6 +139,7 @@ class Watcher:
 
     rule: SelectionRule = field(default_factory=SelectionRule)
     patience: int = 8
+    stop_on_collapse: bool = True
     baseline: dict[str, float] | None = None
     history: list[dict] = field(default_factory=list)
     best: dict | None = None
@@ -158,7 +159,7 @@ class Watcher:
         elif step > 0:
             self.stale += 1
         stop_reason = None
-        if collapse:
+        if collapse and self.stop_on_collapse:
             stop_reason = "collapse: " + "; ".join(collapse)
         elif self.patience and self.stale >= self.patience:
             stop_reason = f"no better eligible checkpoint in {self.patience} evaluations"

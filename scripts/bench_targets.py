@@ -26,9 +26,10 @@ from notetune.rewards import RewardSet
 
 FAITHFUL = tomllib.loads((Path(__file__).parent / "configs" / "faithful.toml").read_text())
 # RL Tuner's literal reward (log p_prior + r_MT/c) does not hold KL near a target, so these runs get the whole
-# time budget (no early stop) and are chosen within 1 nat of log p_prior with KL up to 30 nats.
+# time budget (no early stop, collapses included) and are chosen within 1 nat of log p_prior with KL up to 30 nats.
 DQN_SETTINGS = {
     "patience": 0,
+    "stop_on_collapse": False,  # early ε-greedy exploration collapses for a while, then recovers
     "max_kl": 30.0,
     "alarm_kl": 30.0,
     "num_envs": 16,

@@ -162,6 +162,11 @@ def test_collapse_detector_fires_on_a_collapsed_batch(tiny_prior):
     record = watcher.observe(1000, stats(collapsed))
     assert record["stop"].startswith("collapse") and "distinct" in record["stop"]
     assert not record["eligible"] and watcher.best["step"] == 0
+    # With stop_on_collapse off (value-based runs that recover from early collapses) it is logged, not fatal.
+    patient = Watcher(patience=0, stop_on_collapse=False)
+    patient.observe(0, stats(diverse))
+    record = patient.observe(1000, stats(collapsed))
+    assert record["collapse"] and record["stop"] is None
 
 
 def test_evaluation_reports_kl_zero_for_the_prior_itself(tiny_prior):
