@@ -45,12 +45,12 @@ def shown_metrics(evaluations: list[Evaluation]) -> list[str]:
 
 
 def format_table(evaluations: list[Evaluation], paper_column: bool = True) -> str:
-    """Per metric, each evaluation's value and 95% interval (and RL Tuner's Note RNN beside Table 1)."""
+    """Per metric, each evaluation's value and 95% interval (and RL Tuner's Note RNN and Q beside Table 1)."""
     header = ["metric"]
     for evaluation in evaluations:
         header += [evaluation.label, "95% interval"]
     if paper_column:
-        header.append("paper Note RNN")
+        header += ["paper Note RNN", "paper Q"]
     rows: list[list[str]] = []
     group = None
     for name in shown_metrics(evaluations):
@@ -65,8 +65,9 @@ def format_table(evaluations: list[Evaluation], paper_column: bool = True) -> st
             else:
                 row += [format_value(name, metric.value), format_interval(metric)]
         if paper_column:
-            paper = PAPER_TABLE1["note_rnn"].get(name)
-            row.append("" if paper is None else format_value(name, paper))
+            for column in ("note_rnn", "q"):
+                paper = PAPER_TABLE1[column].get(name)
+                row.append("" if paper is None else format_value(name, paper))
         rows.append(row)
     widths = [max(len(row[i]) for row in [header, *rows] if len(row) > 1) for i in range(len(header))]
 
