@@ -3,11 +3,9 @@
 import html
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 
 import pytest
+from browser import chromium_binary, run_chromium
 from notetune.scripts.cli import main
 from notetune.scripts.evaluation import load_source
 from notetune.scripts.listening import KEY_FILE, export_listening_test, score_listening_test
@@ -89,8 +87,6 @@ def test_listen_commands_round_trip(tmp_path, tiny_prior_dir, tiny_corpus_path, 
     assert "already holds a listening test" in capsys.readouterr().err
 
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-
 # Plays the listener: ticks "1" everywhere, presses Save, reads the downloaded Blob back into the page.
 LISTENER_SCRIPT = """<script>
 window.addEventListener("load", function () {
@@ -110,33 +106,18 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+@pytest.mark.skipif(chromium_binary() is None, reason="no chromium binary (apt-get install chromium)")
 def test_answers_saved_by_the_page_in_chromium_score(listening_test, tmp_path):
     page = listening_test / "listener.html"
     page.write_text((listening_test / "index.html").read_text().replace("</body>", LISTENER_SCRIPT + "</body>"))
-    with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--virtual-time-budget=10000",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--dump-dom",
-                page.as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    done = run_chromium(
+        "--virtual-time-budget=10000",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        page.as_uri(),
+        timeout=60,
+    )
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], "the page logged errors"
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]

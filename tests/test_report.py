@@ -3,23 +3,11 @@
 import json
 import re
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
+from browser import chromium_binary, run_chromium
 from notetune.scripts.cli import main
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # Injected at the top of a copy of the page: records load errors and console errors, then, once every audio
 # element has its metadata (or failed), writes what it saw into <pre id="browser-check"> for --dump-dom.
@@ -67,24 +55,6 @@ CHECK_SCRIPT = """<script>
   });
 })();
 </script>"""
-
-
-def chromium_binary():
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def run_chromium(*arguments, timeout=90):
-    binary = chromium_binary()
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
 
 
 def check_in_browser(page: Path) -> tuple[dict, list[str]]:
