@@ -9,7 +9,7 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -89,14 +89,8 @@ class TuneRun:
         self.rewards = self.build_rewards()
         self.eval_rewards = self.build_rewards()
         self.check_rewards()
-        rule = SelectionRule(
-            config.max_kl,
-            config.min_distinct_melodies,
-            config.min_distinct_4gram_ratio,
-            config.min_hold_ratio,
-            config.min_rest_ratio,
-            config.max_log_prior_drop,
-        )
+        # The selection bounds are TuneConfig fields of the same names.
+        rule = SelectionRule(**{f.name: getattr(config, f.name) for f in fields(SelectionRule)})
         self.watcher = Watcher(rule, patience=config.patience, stop_on_collapse=config.stop_on_collapse)
         self.elapsed_before = 0.0
         self.alarms: list[dict[str, Any]] = []
