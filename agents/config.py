@@ -81,7 +81,7 @@ class TuneConfig:
     checkpoint_every: int = 131_072
     """Environment steps between training checkpoints (for --resume)."""
     patience: int = 10
-    """Stop when this many evaluations bring no better eligible checkpoint (0 = never)."""
+    """Stop when this many evaluations after the first eligible one bring no better one (0 = never)."""
     max_kl: float = 8.0
     """Selection bound: largest KL per composition of an eligible checkpoint."""
     min_distinct_melodies: float = 0.99
@@ -94,6 +94,11 @@ class TuneConfig:
     """Selection bound: smallest rest share relative to the untuned model."""
     max_log_prior_drop: float = 0.5
     """Selection bound: largest drop of mean log p_prior per note below the untuned model (nats)."""
+    min_stats: dict[str, float] = field(default_factory=dict)
+    """Selection targets: smallest value of evaluation statistics, e.g. starts_with_tonic=0.288 (names as in
+    run.json's evaluations: Table 1 statistics, distinct_4gram, log_prior_per_note, kl_per_melody, reward_<name>)."""
+    max_stats: dict[str, float] = field(default_factory=dict)
+    """Selection targets: largest value of evaluation statistics, e.g. not_in_key=0.01."""
     stop_on_collapse: bool = True
     """Stop the run when the evaluation batch collapses (under 50% distinct melodies or distinct-4grams)."""
     stop_on_alarm: bool = False

@@ -91,6 +91,10 @@ class TuneRun:
         self.check_rewards()
         # The selection bounds are TuneConfig fields of the same names.
         rule = SelectionRule(**{f.name: getattr(config, f.name) for f in fields(SelectionRule)})
+        try:
+            rule.check_names(list(self.rewards.weights))
+        except ValueError as error:
+            raise TuneError(str(error)) from None
         self.watcher = Watcher(rule, patience=config.patience, stop_on_collapse=config.stop_on_collapse)
         self.elapsed_before = 0.0
         self.alarms: list[dict[str, Any]] = []
@@ -188,14 +192,9 @@ class TuneRun:
     def finish(self, callback: TuneCallback, seconds: float) -> dict[str, Any]:
         best = self.watcher.best
         if best is None and self.watcher.history:
-            # Nothing met every bound: take the evaluation with the fewest violations, then the most reward.
-            ranked = sorted(self.watcher.history, key=lambda r: (len(r["violations"]), -r["stats"]["music_reward"]))
-            best = {
-                "step": ranked[0]["step"],
-                "stats": ranked[0]["stats"],
-                "fallback": True,
-                "violations": ranked[0]["violations"],
-            }
+            # Nothing met every bound: export the final policy, described by its (final) evaluation.
+            last = self.watcher.history[-1]
+            best = {"step": last["step"], "stats": last["stats"], "fallback": True, "violations": last["violations"]}
         chosen_dir = self.out / "best"
         export_dir = self.out / "model"
         if best is not None and (chosen_dir / "model.safetensors").is_file() and not best.get("fallback"):
@@ -208,15 +207,15 @@ class TuneRun:
             shutil.copytree(source, export_dir)
         else:
             self.export(export_dir, step=self.algorithm.num_timesteps, stats=best["stats"] if best else {})
-        why = (
-            f"most music reward ({best['stats']['music_reward']:.2f} per composition) among evaluations with "
-            f"KL ≤ {self.watcher.rule.max_kl} nats, distinct melodies ≥ {self.watcher.rule.min_distinct_melodies}, "
-            f"distinct-4gram ≥ {self.watcher.rule.min_distinct_4gram_ratio}× untuned, hold share ≥ "
-            f"{self.watcher.rule.min_hold_ratio}× and rest share ≥ {self.watcher.rule.min_rest_ratio}× untuned, "
-            f"log p_prior within {self.watcher.rule.max_log_prior_drop} nat of untuned"
-            if best and not best.get("fallback")
-            else "no evaluation met every bound; exported the final policy"
-        )
+        if best and not best.get("fallback"):
+            why = (
+                f"most music reward ({best['stats']['music_reward']:.2f} per composition) among evaluations with "
+                + self.watcher.rule.describe()
+            )
+        else:
+            why = "no evaluation met every bound; exported the final policy" + (
+                " (its evaluation: " + "; ".join(best["violations"]) + ")" if best else ""
+            )
         total_seconds = self.elapsed_before + seconds
         record = {
             "config": asdict(self.config),

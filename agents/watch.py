@@ -6,6 +6,7 @@ counts distinct melodies and distinct 4-grams, and compares hold and rest shares
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,10 @@ from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
 from notetune.rewards.keys import Key
 from notetune.rewards.metrics import diversity_by_set
 from notetune.rewards.reward_set import RewardSet
-from notetune.rewards.statistics import table1_statistics
+from notetune.rewards.statistics import STATISTICS, table1_statistics
+
+EVALUATION_STATISTICS = (*STATISTICS, "distinct_4gram", "log_prior_per_note", "kl_per_melody", "music_reward")
+"""Statistics every evaluation reports (plus ``reward_<name>``, each reward term's mean per composition)."""
 
 
 def distinct_4gram_share(tokens: np.ndarray, set_size: int = 100) -> float:
@@ -78,7 +82,7 @@ def evaluate_model(
 @dataclass
 class SelectionRule:
     """Which checkpoint is "best": the most music reward among evaluations inside these bounds,
-    measured against the untuned model's evaluation."""
+    measured against the untuned model's evaluation, that also meet the statistic targets (if any)."""
 
     max_kl: float = 8.0
     """Largest KL(π‖prior) per composition (nats)."""
@@ -92,6 +96,30 @@ class SelectionRule:
     """Smallest rest share relative to the untuned model."""
     max_log_prior_drop: float = 0.5
     """Largest drop of mean log p_prior per note below the untuned model (nats)."""
+    min_stats: dict[str, float] = field(default_factory=dict)
+    """Targets: smallest value of named evaluation statistics, e.g. {"starts_with_tonic": 0.288}."""
+    max_stats: dict[str, float] = field(default_factory=dict)
+    """Targets: largest value of named evaluation statistics, e.g. {"not_in_key": 0.01}."""
+
+    def check_names(self, reward_names: list[str] | tuple[str, ...] = ()) -> None:
+        """Refuse a target that names no statistic (before a run starts), listing the known names."""
+        known = [*EVALUATION_STATISTICS, *(f"reward_{name}" for name in reward_names)]
+        for name in [*self.min_stats, *self.max_stats]:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"unknown statistic '{name}' in min_stats/max_stats{hint}; known: {', '.join(known)}")
+
+    def describe(self) -> str:
+        """The rule in words, for run.json's "why"."""
+        targets = [f"{name} ≥ {value:g}" for name, value in self.min_stats.items()]
+        targets += [f"{name} ≤ {value:g}" for name, value in self.max_stats.items()]
+        return (
+            f"KL ≤ {self.max_kl} nats, distinct melodies ≥ {self.min_distinct_melodies}, "
+            f"distinct-4gram ≥ {self.min_distinct_4gram_ratio}× untuned, hold share ≥ {self.min_hold_ratio}× and "
+            f"rest share ≥ {self.min_rest_ratio}× untuned, log p_prior within {self.max_log_prior_drop} nat of untuned"
+            + (", targets " + ", ".join(targets) if targets else "")
+        )
 
     def violations(self, stats: dict[str, float], baseline: dict[str, float]) -> list[str]:
         """Human-readable reasons why an evaluation is out of bounds (empty if it is eligible)."""
@@ -117,6 +145,10 @@ class SelectionRule:
                 stats["log_prior_per_note"] >= baseline["log_prior_per_note"] - self.max_log_prior_drop,
                 f"log p_prior {stats['log_prior_per_note']:.3f} more than {self.max_log_prior_drop} below untuned",
             ),
+        ]
+        checks += [(stats[name] >= low, f"{name} {stats[name]:.4g} < {low:g}") for name, low in self.min_stats.items()]
+        checks += [
+            (stats[name] <= high, f"{name} {stats[name]:.4g} > {high:g}") for name, high in self.max_stats.items()
         ]
         return [reason for ok, reason in checks if not ok]
 
@@ -156,7 +188,7 @@ class Watcher:
         if improved:
             self.best = {"step": step, "stats": dict(stats)}
             self.stale = 0
-        elif step > 0:
+        elif step > 0 and self.best is not None:  # patience counts from the first eligible evaluation
             self.stale += 1
         stop_reason = None
         if collapse and self.stop_on_collapse:

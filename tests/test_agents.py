@@ -17,7 +17,7 @@ from notetune.agents.config import TuneConfig
 from notetune.agents.kl import KLController
 from notetune.agents.policy import MelodyPolicy
 from notetune.agents.run import TuneError, TuneRun, load_run
-from notetune.agents.watch import Watcher, distinct_4gram_share, evaluate_model
+from notetune.agents.watch import SelectionRule, Watcher, distinct_4gram_share, evaluate_model
 from notetune.envs import MelodyVecEnv
 from notetune.pretrained.checkpoint import load_checkpoint
 from notetune.pretrained.sampling import sample_tokens
@@ -169,6 +169,44 @@ def test_collapse_detector_fires_on_a_collapsed_batch(tiny_prior):
     assert record["collapse"] and record["stop"] is None
 
 
+def evaluation(**overrides):
+    stats = dict.fromkeys(table1_statistics(np.zeros((1, 8), dtype=np.int64)), 0.0)
+    stats.update(
+        distinct_melodies=1.0,
+        distinct_4gram=0.3,
+        hold_share=0.6,
+        rest_share=0.01,
+        kl_per_melody=1.0,
+        log_prior_per_note=-1.0,
+        music_reward=0.0,
+    )
+    stats.update(overrides)
+    return stats
+
+
+def test_statistic_targets_decide_which_checkpoint_is_chosen():
+    rule = SelectionRule(max_kl=20.0, min_stats={"starts_with_tonic": 0.288}, max_stats={"not_in_key": 0.01})
+    watcher = Watcher(rule, patience=2)
+    assert not watcher.observe(0, evaluation(starts_with_tonic=0.14))["eligible"]  # the prior misses the target
+    # More reward but the target missed: not chosen, and patience does not count before a first eligible one.
+    missed = watcher.observe(1, evaluation(starts_with_tonic=0.2, music_reward=50.0))
+    assert missed["violations"] == ["starts_with_tonic 0.2 < 0.288"] and watcher.best is None
+    assert watcher.observe(2, evaluation(starts_with_tonic=0.1, music_reward=60.0))["stop"] is None
+    assert watcher.observe(3, evaluation(starts_with_tonic=0.3, music_reward=10.0))["improved"]
+    out_of_key = watcher.observe(4, evaluation(starts_with_tonic=0.4, not_in_key=0.02, music_reward=90.0))
+    assert out_of_key["violations"] == ["not_in_key 0.02 > 0.01"] and watcher.best["step"] == 3
+    assert watcher.observe(5, evaluation(starts_with_tonic=0.3, music_reward=5.0))["stop"].startswith("no better")
+    assert "starts_with_tonic ≥ 0.288" in rule.describe() and "not_in_key ≤ 0.01" in rule.describe()
+
+
+def test_unknown_target_statistic_is_refused_before_any_training(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    with pytest.raises(TuneError, match="did you mean 'leaps_resolved'"):
+        TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, min_stats={"leaps_resolve": 0.9}))
+    assert not (tmp_path / "run").exists()
+    # Each reward term's mean is a statistic too.
+    TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, reward=["rl_tuner"], min_stats={"reward_tonic": 0}))
+
+
 def test_evaluation_reports_kl_zero_for_the_prior_itself(tiny_prior):
     stats = evaluate_model(tiny_prior, tiny_prior, RewardSet.from_spec("notetune"), num=256)
     assert abs(stats["kl_per_melody"]) < 1e-4
@@ -199,6 +237,18 @@ def test_run_record_says_what_was_chosen_and_why(tmp_path, tiny_prior_dir, tiny_
     assert saved["versions"]["torch"] and saved["chosen"]["why"]
     assert saved["evaluations"][0]["step"] == 0 and record["untuned"]["kl_per_melody"] == pytest.approx(0, abs=1e-4)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 4096
+
+
+def test_a_run_that_never_meets_its_targets_exports_its_final_policy_and_says_so(
+    tmp_path, tiny_prior_dir, tiny_corpus_path
+):
+    record = TuneRun(
+        config(tmp_path, tiny_prior_dir, tiny_corpus_path, steps=4096, min_stats={"distinct_melodies": 1.5})
+    ).run()
+    assert record["chosen"]["why"].startswith("no evaluation met every bound")
+    assert "distinct_melodies" in record["chosen"]["why"]
+    assert record["chosen"]["step"] == record["evaluations"][-1]["step"] == record["steps"]
+    assert load_checkpoint(tmp_path / "run" / "model")[0] is not None
 
 
 def test_a_run_killed_with_sigkill_resumes_and_finishes(tmp_path, tiny_prior_dir, tiny_corpus_path):
