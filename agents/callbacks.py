@@ -124,6 +124,7 @@ class TuneCallback(BaseCallback):
         for name, value in stats.items():
             self.logger.record(f"eval/{name}", value)
         self.logger.record("eval/eligible", float(record["eligible"]))
+        self.logger.record("eval/targets_missed", float(len(record["missed_targets"])))
         self.logger.dump(step=steps)
         if record["improved"]:
             save_checkpoint(run.current_model(), run.out / "best", extra=run.checkpoint_extra(steps, stats))
@@ -155,8 +156,10 @@ class TuneCallback(BaseCallback):
             f"leaps {stats['leaps_resolved']:.0%}  holds {stats['hold_share']:.0%}  "
             f"rests {stats['rest_share']:.1%}  distinct {stats['distinct_melodies']:.1%}"
             + ("  *best*" if record["improved"] else "")
-            + (f"  ({record['violations'][0]})" if record["violations"] else "")
         )
+        reasons = record["violations"] or record["missed_targets"]  # why it is not (or not fully) the best
+        if reasons:
+            line += f"  ({reasons[0]}" + (f"; {len(reasons) - 1} more)" if len(reasons) > 1 else ")")
         if self.progress is not None:
             self.progress.console.print(line)
         else:

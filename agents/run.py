@@ -207,10 +207,19 @@ class TuneRun:
             shutil.copytree(source, export_dir)
         else:
             self.export(export_dir, step=self.algorithm.num_timesteps, stats=best["stats"] if best else {})
-        if best and not best.get("fallback"):
+        rule = self.watcher.rule
+        if best and not best.get("fallback") and best.get("missed"):
+            why = (
+                f"no evaluation within bounds met every target ({rule.describe_targets()}); this one missed the "
+                f"fewest ({'; '.join(best['missed'])}), then had the most music reward "
+                f"({best['stats']['music_reward']:.2f} per composition), among evaluations with "
+                + rule.describe_bounds()
+            )
+        elif best and not best.get("fallback"):
             why = (
                 f"most music reward ({best['stats']['music_reward']:.2f} per composition) among evaluations with "
-                + self.watcher.rule.describe()
+                + rule.describe_bounds()
+                + (f" that meet every target ({rule.describe_targets()})" if rule.describe_targets() else "")
             )
         else:
             why = "no evaluation met every bound; exported the final policy" + (

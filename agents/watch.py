@@ -81,8 +81,11 @@ def evaluate_model(
 
 @dataclass
 class SelectionRule:
-    """Which checkpoint is "best": the most music reward among evaluations inside these bounds,
-    measured against the untuned model's evaluation, that also meet the statistic targets (if any)."""
+    """Which checkpoint is "best": among evaluations inside these bounds (measured against the untuned model's
+    evaluation), the one that misses the fewest statistic targets, then has the most music reward.
+
+    Bounds keep the model safe (close to the prior, diverse, breathing); targets are what the run is for, e.g.
+    RL Tuner Q's column of Table 1. A run that reaches no target still exports its best model within bounds."""
 
     max_kl: float = 8.0
     """Largest KL(π‖prior) per composition (nats)."""
@@ -110,16 +113,19 @@ class SelectionRule:
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ValueError(f"unknown statistic '{name}' in min_stats/max_stats{hint}; known: {', '.join(known)}")
 
-    def describe(self) -> str:
-        """The rule in words, for run.json's "why"."""
-        targets = [f"{name} ≥ {value:g}" for name, value in self.min_stats.items()]
-        targets += [f"{name} ≤ {value:g}" for name, value in self.max_stats.items()]
+    def describe_bounds(self) -> str:
+        """The bounds in words, for run.json's "why"."""
         return (
             f"KL ≤ {self.max_kl} nats, distinct melodies ≥ {self.min_distinct_melodies}, "
             f"distinct-4gram ≥ {self.min_distinct_4gram_ratio}× untuned, hold share ≥ {self.min_hold_ratio}× and "
             f"rest share ≥ {self.min_rest_ratio}× untuned, log p_prior within {self.max_log_prior_drop} nat of untuned"
-            + (", targets " + ", ".join(targets) if targets else "")
         )
+
+    def describe_targets(self) -> str:
+        """The targets in words ("" without targets)."""
+        targets = [f"{name} ≥ {value:g}" for name, value in self.min_stats.items()]
+        targets += [f"{name} ≤ {value:g}" for name, value in self.max_stats.items()]
+        return ", ".join(targets)
 
     def violations(self, stats: dict[str, float], baseline: dict[str, float]) -> list[str]:
         """Human-readable reasons why an evaluation is out of bounds (empty if it is eligible)."""
@@ -146,11 +152,17 @@ class SelectionRule:
                 f"log p_prior {stats['log_prior_per_note']:.3f} more than {self.max_log_prior_drop} below untuned",
             ),
         ]
-        checks += [(stats[name] >= low, f"{name} {stats[name]:.4g} < {low:g}") for name, low in self.min_stats.items()]
-        checks += [
-            (stats[name] <= high, f"{name} {stats[name]:.4g} > {high:g}") for name, high in self.max_stats.items()
-        ]
         return [reason for ok, reason in checks if not ok]
+
+    def missed_targets(self, stats: dict[str, float]) -> list[str]:
+        """The statistic targets this evaluation misses (a NaN statistic misses its target)."""
+        missed = [
+            f"{name} {stats[name]:.4g} < {low:g}" for name, low in self.min_stats.items() if not stats[name] >= low
+        ]
+        missed += [
+            f"{name} {stats[name]:.4g} > {high:g}" for name, high in self.max_stats.items() if not stats[name] <= high
+        ]
+        return missed
 
 
 def collapse_reasons(stats: dict[str, float], baseline: dict[str, float]) -> list[str]:
@@ -182,13 +194,17 @@ class Watcher:
         if self.baseline is None:
             self.baseline = dict(stats)
         violations = self.rule.violations(stats, self.baseline)
+        missed = self.rule.missed_targets(stats)
         collapse = collapse_reasons(stats, self.baseline)
         eligible = not violations
-        improved = eligible and (self.best is None or stats["music_reward"] > self.best["stats"]["music_reward"])
+        improved = eligible and (
+            self.best is None
+            or (-len(missed), stats["music_reward"]) > (-len(self.best["missed"]), self.best["stats"]["music_reward"])
+        )
         if improved:
-            self.best = {"step": step, "stats": dict(stats)}
+            self.best = {"step": step, "stats": dict(stats), "missed": missed}
             self.stale = 0
-        elif step > 0 and self.best is not None:  # patience counts from the first eligible evaluation
+        elif step > 0 and self.best is not None:
             self.stale += 1
         stop_reason = None
         if collapse and self.stop_on_collapse:
@@ -200,6 +216,7 @@ class Watcher:
             "stats": dict(stats),
             "eligible": eligible,
             "violations": violations,
+            "missed_targets": missed,
             "improved": improved,
             "collapse": collapse,
             "stop": stop_reason,
@@ -213,5 +230,5 @@ class Watcher:
     def load_state_dict(self, state: dict) -> None:
         self.baseline = state["baseline"]
         self.history = state["history"]
-        self.best = state["best"]
+        self.best = state["best"] and {"missed": [], **state["best"]}
         self.stale = int(state["stale"])
