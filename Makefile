@@ -8,6 +8,11 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test bench targets lint format chaos clean
 
 $(STAMP): pyproject.toml
+	@# fluidsynth renders audio with a piano soundfont (Debian's libfluidsynth3); without it audio is sine waves
+	@ldconfig -p 2>/dev/null | grep -q libfluidsynth || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  libfluidsynth3) >/dev/null 2>&1; } || echo "note: libfluidsynth is not installed (sudo apt-get install" \
+	  "libfluidsynth3); audio falls back to sine waves"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: on these machines 2.13.0 is a local CPU wheel (an unpinned install pulls CUDA builds)

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from .run import TuneRun
 
 logger = logging.getLogger(__name__)
+EVAL_SEED = 12345
+"""Offset of every evaluation's sampling seed from the run's: the same batch each time, so checkpoints compare."""
+CONFIRM_SEED = 54321
+"""Offset of the confirmation batch's seed: independent of the batch that nominated the checkpoint."""
 
 
 class TuneCallback(BaseCallback):
@@ -109,25 +113,39 @@ class TuneCallback(BaseCallback):
     def evaluate(self) -> None:
         run = self.run
         steps = run.algorithm.num_timesteps
-        stats = evaluate_model(
-            run.current_model(),
-            run.prior,
-            run.eval_rewards,
-            run.config.eval_size,
-            run.config.length,
-            seed=run.config.seed + 12345,
-            key=run.key,
-            primer=run.primer,
-            allowed=run.allowed,
+        model = run.current_model()
+
+        def sample_and_score(num: int, seed: int) -> dict[str, float]:
+            return evaluate_model(
+                model,
+                run.prior,
+                run.eval_rewards,
+                num,
+                run.config.length,
+                seed=seed,
+                key=run.key,
+                primer=run.primer,
+                allowed=run.allowed,
+            )
+
+        stats = sample_and_score(run.config.eval_size, run.config.seed + EVAL_SEED)
+        confirm_size = run.config.confirm_size
+        record = run.watcher.observe(
+            steps,
+            stats,
+            confirm=(lambda: sample_and_score(confirm_size, run.config.seed + CONFIRM_SEED)) if confirm_size else None,
         )
-        record = run.watcher.observe(steps, stats)
+        if record.get("confirmation"):
+            for name, value in record["confirmation"]["stats"].items():
+                self.logger.record(f"confirm/{name}", value)
         for name, value in stats.items():
             self.logger.record(f"eval/{name}", value)
         self.logger.record("eval/eligible", float(record["eligible"]))
         self.logger.record("eval/targets_missed", float(len(record["missed_targets"])))
         self.logger.dump(step=steps)
         if record["improved"]:
-            save_checkpoint(run.current_model(), run.out / "best", extra=run.checkpoint_extra(steps, stats))
+            chosen = record["confirmation"]["stats"] if record.get("confirmation") else stats
+            save_checkpoint(model, run.out / "best", extra=run.checkpoint_extra(steps, chosen))
         fired = check_alarms(
             stats,
             run.watcher.baseline or stats,
@@ -158,6 +176,10 @@ class TuneCallback(BaseCallback):
             + ("  *best*" if record["improved"] else "")
         )
         reasons = record["violations"] or record["missed_targets"]  # why it is not (or not fully) the best
+        confirmation = record.get("confirmation")
+        if confirmation and not record["improved"]:
+            why = confirmation["violations"] or confirmation["missed_targets"] or ["less music reward than the best"]
+            reasons = [f"not confirmed on a fresh batch: {why[0]}", *why[1:]]
         if reasons:
             line += f"  ({reasons[0]}" + (f"; {len(reasons) - 1} more)" if len(reasons) > 1 else ")")
         if self.progress is not None:
@@ -181,6 +203,7 @@ class TuneCallback(BaseCallback):
             algorithm.policy,
             algorithm.policy.optimizer,
             state,
+            buffers=algorithm.get_buffers() if hasattr(algorithm, "get_buffers") else None,
         )
 
     def finish(self) -> None:

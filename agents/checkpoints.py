@@ -2,9 +2,9 @@
 
 A checkpoint is ``checkpoints/step_<N>/`` with ``policy.safetensors`` (policy weights),
 ``optimizer.safetensors`` (optimizer tensors), ``state.json`` (everything else: step count, KL
-controller, watcher, RNG states, optimizer scalars) and ``manifest.json`` (size and SHA-256 of each
-file). Loading verifies the manifest, so a truncated file sends us to the previous checkpoint.
-Nothing is pickled.
+controller, watcher, RNG states, optimizer scalars), for value-based runs ``buffers.safetensors`` (the replay
+buffer), and ``manifest.json`` (size and SHA-256 of each file). Loading verifies the manifest, so a truncated
+file sends us to the previous checkpoint. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from safetensors.torch import load_file, save_file
 
 logger = logging.getLogger(__name__)
 FILES = ("policy.safetensors", "optimizer.safetensors", "state.json")
+"""Files every checkpoint has."""
+BUFFERS = "buffers.safetensors"
+"""Optional: algorithm tensors outside the policy (a replay buffer)."""
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -53,6 +56,7 @@ def save_training_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     keep: int = 3,
+    buffers: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``directory/step_<step>`` atomically and keep the newest ``keep`` checkpoints."""
     directory = Path(directory)
@@ -69,7 +73,11 @@ def save_training_checkpoint(
     opt_tensors, opt_scalars = _flatten_optimizer(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizer": opt_scalars}) + "\n")
-    manifest = {name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)} for name in FILES}
+    files = FILES
+    if buffers:
+        save_file({k: v.detach().cpu().contiguous() for k, v in buffers.items()}, str(tmp / BUFFERS))
+        files = (*FILES, BUFFERS)
+    manifest = {name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)} for name in files}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     _fsync_dir(tmp)
     if final.exists():
@@ -109,7 +117,9 @@ def verify_checkpoint(path: Path) -> str | None:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError:
         return "manifest.json is corrupt"
-    for name in FILES:
+    for name in dict.fromkeys((*FILES, *manifest)):
+        if name not in manifest:
+            return f"manifest.json does not list {name}"
         file = path / name
         if not file.is_file():
             return f"{name} missing"
@@ -123,7 +133,8 @@ def verify_checkpoint(path: Path) -> str | None:
 def load_latest_checkpoint(
     directory: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any] | None:
-    """Restore the newest valid checkpoint into ``policy`` and ``optimizer``; returns its state (or None)."""
+    """Restore the newest valid checkpoint into ``policy`` and ``optimizer``; returns its state (or None),
+    with the checkpoint's extra tensors under ``"buffers"`` (empty if it has none)."""
     for path in reversed(list_checkpoints(directory)):
         problem = verify_checkpoint(path)
         if problem:
@@ -135,5 +146,6 @@ def load_latest_checkpoint(
             _unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state.pop("optimizer"))
         )
         state["path"] = str(path)
+        state["buffers"] = load_file(str(path / BUFFERS)) if (path / BUFFERS).is_file() else {}
         return state
     return None

@@ -78,6 +78,9 @@ class TuneConfig:
     """Environment steps between held-out evaluations."""
     eval_size: int = 2048
     """Compositions per evaluation."""
+    confirm_size: int = 4096
+    """Compositions in the confirmation of an evaluation that would become the best: a fresh batch on which it
+    is judged again, so a lucky batch cannot pick the exported model (0 = no confirmation)."""
     checkpoint_every: int = 131_072
     """Environment steps between training checkpoints (for --resume)."""
     patience: int = 10

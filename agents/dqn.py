@@ -23,6 +23,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
+REPLAY_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+"""The arrays of SB3's ReplayBuffer that a checkpoint keeps."""
+
 
 def prefix_features(model: NoteRNN, observation: torch.Tensor) -> torch.Tensor:
     """LSTM features after reading each observation's prefix: rows are [t, token_0..token_{L-1}]."""
@@ -133,13 +136,40 @@ class RLTunerDQN(DQN):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", float(np.mean(losses)))
 
-    # Run-state hooks shared with MelodyPPO (the replay buffer is not saved: a resumed run refills it).
+    # Run-state hooks shared with MelodyPPO; the replay buffer travels as tensors beside the checkpoint.
     def get_state(self) -> dict[str, Any]:
-        return {"num_timesteps": self.num_timesteps, "n_updates": self._n_updates}
+        buffer = self.replay_buffer
+        return {
+            "num_timesteps": self.num_timesteps,
+            "n_updates": self._n_updates,
+            "replay": {"pos": int(buffer.pos), "full": bool(buffer.full)} if buffer is not None else None,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.num_timesteps = int(state["num_timesteps"])
         self._n_updates = int(state["n_updates"])
+        replay = state.get("replay")
+        if replay and self.replay_buffer is not None:
+            self.replay_buffer.pos, self.replay_buffer.full = int(replay["pos"]), bool(replay["full"])
+
+    def get_buffers(self) -> dict[str, torch.Tensor]:
+        """The filled part of the replay buffer (what a resumed run needs to learn exactly as before)."""
+        buffer = self.replay_buffer
+        if buffer is None:
+            return {}
+        size = buffer.buffer_size if buffer.full else buffer.pos
+        return {
+            f"replay.{name}": torch.from_numpy(np.ascontiguousarray(getattr(buffer, name)[:size]))
+            for name in REPLAY_FIELDS
+            if getattr(buffer, name, None) is not None
+        }
+
+    def set_buffers(self, tensors: dict[str, torch.Tensor]) -> None:
+        buffer = self.replay_buffer
+        for name in REPLAY_FIELDS:
+            if buffer is not None and f"replay.{name}" in tensors:
+                values = tensors[f"replay.{name}"].numpy()
+                getattr(buffer, name)[: len(values)] = values
 
     @property
     def generator(self) -> torch.Generator:

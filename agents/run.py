@@ -287,6 +287,8 @@ def load_run(directory: str | Path) -> TuneRun:
         logger.warning("no usable checkpoint in %s; starting from the prior", directory)
         return run
     run.algorithm.set_state(state["algorithm"])
+    if state["buffers"] and hasattr(run.algorithm, "set_buffers"):
+        run.algorithm.set_buffers(state["buffers"])
     run.watcher.load_state_dict(state["watcher"])
     run.elapsed_before = float(state.get("elapsed_seconds", 0.0))
     run.alarms = list(state.get("alarms") or [])

@@ -7,6 +7,7 @@ counts distinct melodies and distinct 4-grams, and compares hold and rest shares
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,20 +190,45 @@ class Watcher:
     best: dict | None = None
     stale: int = 0
 
-    def observe(self, step: int, stats: dict[str, float]) -> dict:
-        """Record an evaluation; returns {"eligible", "violations", "improved", "collapse", "stop"}."""
+    def better(self, stats: dict[str, float], missed: list[str]) -> bool:
+        """Whether an evaluation within bounds beats the best so far: fewer missed targets, then more reward."""
+        best = self.best
+        return best is None or (-len(missed), stats["music_reward"]) > (
+            -len(best["missed"]),
+            best["stats"]["music_reward"],
+        )
+
+    def observe(
+        self, step: int, stats: dict[str, float], confirm: Callable[[], dict[str, float]] | None = None
+    ) -> dict:
+        """Record an evaluation; returns {"eligible", "violations", "missed_targets", "improved", "collapse",
+        "stop"} and, when ``confirm`` was called, "confirmation".
+
+        ``confirm`` evaluates the same policy on a fresh batch. It is called only for an evaluation that would
+        become the best, and that evaluation is then judged (bounds, targets, reward) on the fresh batch alone:
+        the maximum of many noisy evaluations overstates its own figures (the winner's curse), so the batch that
+        nominated a checkpoint cannot also certify it. The untuned evaluation (the baseline) is not confirmed.
+        """
         if self.baseline is None:
             self.baseline = dict(stats)
         violations = self.rule.violations(stats, self.baseline)
         missed = self.rule.missed_targets(stats)
         collapse = collapse_reasons(stats, self.baseline)
         eligible = not violations
-        improved = eligible and (
-            self.best is None
-            or (-len(missed), stats["music_reward"]) > (-len(self.best["missed"]), self.best["stats"]["music_reward"])
-        )
+        improved = eligible and self.better(stats, missed)
+        confirmation = None
+        chosen_stats, chosen_missed = stats, missed
+        if improved and confirm is not None and self.history:
+            confirmed = confirm()
+            confirmation = {
+                "stats": dict(confirmed),
+                "violations": self.rule.violations(confirmed, self.baseline),
+                "missed_targets": self.rule.missed_targets(confirmed),
+            }
+            improved = not confirmation["violations"] and self.better(confirmed, confirmation["missed_targets"])
+            chosen_stats, chosen_missed = confirmed, confirmation["missed_targets"]
         if improved:
-            self.best = {"step": step, "stats": dict(stats), "missed": missed}
+            self.best = {"step": step, "stats": dict(chosen_stats), "missed": chosen_missed}
             self.stale = 0
         elif step > 0 and self.best is not None:
             self.stale += 1
@@ -221,6 +247,8 @@ class Watcher:
             "collapse": collapse,
             "stop": stop_reason,
         }
+        if confirmation is not None:
+            record["confirmation"] = confirmation
         self.history.append(record)
         return record
 

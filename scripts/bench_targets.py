@@ -51,6 +51,51 @@ RUNS = {
     "g": {**FAITHFUL, "algo": "g", **DQN_SETTINGS},
 }
 
+# The tuning issue's targets: (statistic, ">=" or "<=", value, how the value is read). "abs" is the figure itself,
+# "x" a multiple of the untuned model's figure, "nat" nats relative to the untuned model's.
+Target = tuple[str, str, float, str]
+Q_COLUMN: list[Target] = [
+    ("excessively_repeated", "<=", 0.001, "abs"),
+    ("starts_with_tonic", ">=", 0.288, "abs"),
+    ("leaps_resolved", ">=", 0.911, "abs"),
+    ("in_motif", ">=", 0.757, "abs"),
+    ("not_in_key", "<=", 0.01, "abs"),
+    ("distinct_melodies", ">=", 0.99, "abs"),
+    ("log_prior_per_note", ">=", -1.0, "nat"),
+]
+TARGETS: dict[str, list[Target]] = {
+    "default": [
+        ("starts_with_tonic", ">=", 0.90, "abs"),
+        ("leaps_resolved", ">=", 0.95, "abs"),
+        ("not_in_key", "<=", 0.005, "abs"),
+        ("repeated_onsets", "<=", 0.001, "abs"),
+        ("distinct_melodies", ">=", 0.99, "abs"),
+        ("distinct_4gram", ">=", 0.8, "x"),
+        ("hold_share", ">=", 0.75, "x"),
+        ("rest_share", ">=", 0.5, "x"),
+        ("log_prior_per_note", ">=", -0.5, "nat"),
+    ],
+    "default (stretch)": [
+        ("in_motif", ">=", 0.70, "abs"),
+        ("unique_max", ">=", 0.65, "abs"),
+        ("unique_min", ">=", 0.65, "abs"),
+    ],
+    "faithful": Q_COLUMN,
+    "dqn": Q_COLUMN,
+    "psi": Q_COLUMN,
+    "g": Q_COLUMN,
+}
+
+
+def check_targets(targets: list[Target], tuned: dict[str, float], untuned: dict[str, float]) -> list[dict]:
+    """Each target with the measured figure and whether it is met."""
+    checked = []
+    for name, op, value, reading in targets:
+        bound = value if reading == "abs" else value * untuned[name] if reading == "x" else untuned[name] + value
+        met = tuned[name] >= bound if op == ">=" else tuned[name] <= bound
+        checked.append({"statistic": name, "op": op, "bound": bound, "value": tuned[name], "met": bool(met)})
+    return checked
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -83,6 +128,11 @@ def main() -> None:
             "chosen_step": record["chosen"]["step"],
             "untuned": untuned,
             "tuned": tuned,
+            "targets": {
+                label: check_targets(TARGETS[label], tuned, untuned)
+                for label in TARGETS
+                if label == name or label.startswith(f"{name} (")
+            },
         }
         print(
             f"{name}: {record['steps']:,} steps, chosen step {record['chosen']['step']}; "
@@ -101,6 +151,16 @@ def main() -> None:
             ),
             flush=True,
         )
+        for label, checked in results[name]["targets"].items():
+            print(
+                f"  {label} targets: "
+                + ", ".join(
+                    f"{c['statistic']} {c['value']:.4f} {c['op']} {c['bound']:.4f} {'✓' if c['met'] else '✗'}"
+                    for c in checked
+                )
+                + f" — {sum(c['met'] for c in checked)}/{len(checked)} met",
+                flush=True,
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
 

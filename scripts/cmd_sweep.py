@@ -342,7 +342,9 @@ def _check_field(name: str, section: str, where: str, dotted: bool) -> None:
         )
     if rest and (not dotted or head not in DICT_FIELDS or "." in rest):
         raise ConfigError(
-            f"{where}: [{section}] '{name}': only {', '.join(f'{d}.<reward>' for d in DICT_FIELDS)} take a dotted name"
+            f"{where}: [{section}] '{name}': only "
+            + ", ".join(f"{d}.<{'reward' if d == 'weights' else 'statistic'}>" for d in DICT_FIELDS)
+            + " take a dotted name"
         )
 
 

@@ -312,3 +312,40 @@ def test_a_run_that_never_stays_within_bounds_exports_its_final_policy_and_says_
     assert record["chosen"]["why"].startswith("no evaluation met every bound; exported the final policy")
     assert record["chosen"]["step"] == record["evaluations"][-1]["step"] == record["steps"]
     assert record["final_metrics"] == record["evaluations"][-1]["stats"]
+
+
+def test_a_resumed_q_learner_keeps_its_replay_buffer(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    overrides = dict(algo="dqn", num_envs=4, steps=1200, learning_starts=100, checkpoint_every=400, eval_every=600)
+    run = TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, buffer_size=1000, **overrides))
+    run.run()
+    buffer = run.algorithm.replay_buffer
+    assert buffer.pos > 0
+    resumed = load_run(tmp_path / "run")
+    restored = resumed.algorithm.replay_buffer
+    assert (restored.pos, restored.full) == (buffer.pos, buffer.full)
+    for name in ("observations", "next_observations", "actions", "rewards", "dones"):
+        assert np.array_equal(getattr(restored, name), getattr(buffer, name)), name
+    assert (
+        tmp_path / "run" / "checkpoints" / f"step_{run.algorithm.num_timesteps:012d}" / "buffers.safetensors"
+    ).is_file()
+
+
+def test_a_would_be_best_evaluation_must_be_confirmed_on_a_fresh_batch():
+    watcher = Watcher(SelectionRule(max_kl=20.0, min_stats={"leaps_resolved": 0.911}), patience=0)
+    watcher.observe(0, evaluation(leaps_resolved=0.87))  # the untuned baseline is never confirmed
+    # A lucky batch nominates the checkpoint; the fresh batch shows it misses the target and has less reward.
+    lucky = watcher.observe(
+        1, evaluation(leaps_resolved=0.915, music_reward=50.0), confirm=lambda: evaluation(leaps_resolved=0.905)
+    )
+    assert not lucky["improved"] and lucky["confirmation"]["missed_targets"] == ["leaps_resolved 0.905 < 0.911"]
+    assert watcher.best["step"] == 0
+    # Confirmed: the best carries the fresh batch's figures, not the nominating batch's.
+    good = watcher.observe(
+        2,
+        evaluation(leaps_resolved=0.93, music_reward=60.0),
+        confirm=lambda: evaluation(leaps_resolved=0.92, music_reward=55.0),
+    )
+    assert good["improved"] and watcher.best["stats"]["leaps_resolved"] == 0.92
+    assert watcher.best["stats"]["music_reward"] == 55.0 and watcher.best["missed"] == []
+    # Confirmation is not even asked for an evaluation that does not look better.
+    watcher.observe(3, evaluation(leaps_resolved=0.95, music_reward=10.0), confirm=lambda: pytest.fail("called"))
