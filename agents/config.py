@@ -78,23 +78,27 @@ class TuneConfig:
     """Environment steps between held-out evaluations."""
     eval_size: int = 2048
     """Compositions per evaluation."""
-    confirm_size: int = 4096
+    confirm_size: int = 10_000
     """Compositions in the confirmation of an evaluation that would become the best: a fresh batch on which it
-    is judged again, so a lucky batch cannot pick the exported model (0 = no confirmation)."""
+    is judged again, so a lucky batch cannot pick the exported model; the untuned model's figures (the
+    baseline of the relative bounds) come from such a batch too. 10,000 matches how the targets are measured:
+    the share of distinct melodies falls as the batch grows (0 = no confirmation)."""
     checkpoint_every: int = 131_072
     """Environment steps between training checkpoints (for --resume)."""
     patience: int = 10
     """Stop when this many evaluations after the first eligible one bring no better one (0 = never)."""
     max_kl: float = 8.0
     """Selection bound: largest KL per composition of an eligible checkpoint."""
-    min_distinct_melodies: float = 0.99
-    """Selection bound: smallest share of distinct compositions."""
+    min_distinct_melodies: float = 0.992
+    """Selection bound: smallest share of distinct compositions (the target is 99%; the margin absorbs the
+    noise of one 10,000-composition measurement)."""
     min_distinct_4gram_ratio: float = 0.8
     """Selection bound: smallest distinct-4gram share relative to the untuned model."""
     min_hold_ratio: float = 0.75
     """Selection bound: smallest hold share relative to the untuned model."""
-    min_rest_ratio: float = 0.5
-    """Selection bound: smallest rest share relative to the untuned model."""
+    min_rest_ratio: float = 0.55
+    """Selection bound: smallest rest share relative to the untuned model (the target is 0.5×; rests are rare,
+    about 900 in 10,000 tuned compositions, so the margin absorbs the noise of one measurement)."""
     max_log_prior_drop: float = 0.5
     """Selection bound: largest drop of mean log p_prior per note below the untuned model (nats)."""
     min_stats: dict[str, float] = field(default_factory=dict)

@@ -90,13 +90,13 @@ class SelectionRule:
 
     max_kl: float = 8.0
     """Largest KL(π‖prior) per composition (nats)."""
-    min_distinct_melodies: float = 0.99
+    min_distinct_melodies: float = 0.992
     """Smallest share of distinct compositions."""
     min_distinct_4gram_ratio: float = 0.8
     """Smallest distinct-4gram share relative to the untuned model."""
     min_hold_ratio: float = 0.75
     """Smallest hold share relative to the untuned model."""
-    min_rest_ratio: float = 0.5
+    min_rest_ratio: float = 0.55
     """Smallest rest share relative to the untuned model."""
     max_log_prior_drop: float = 0.5
     """Largest drop of mean log p_prior per note below the untuned model (nats)."""
@@ -207,26 +207,31 @@ class Watcher:
         ``confirm`` evaluates the same policy on a fresh batch. It is called only for an evaluation that would
         become the best, and that evaluation is then judged (bounds, targets, reward) on the fresh batch alone:
         the maximum of many noisy evaluations overstates its own figures (the winner's curse), so the batch that
-        nominated a checkpoint cannot also certify it. The untuned evaluation (the baseline) is not confirmed.
+        nominated a checkpoint cannot also certify it. The first evaluation (the untuned model) becomes the
+        baseline of the relative bounds; with ``confirm`` the baseline is measured on the larger fresh batch.
         """
+        confirmed = None
         if self.baseline is None:
-            self.baseline = dict(stats)
+            confirmed = dict(confirm()) if confirm is not None else None
+            self.baseline = dict(confirmed or stats)
         violations = self.rule.violations(stats, self.baseline)
         missed = self.rule.missed_targets(stats)
         collapse = collapse_reasons(stats, self.baseline)
         eligible = not violations
         improved = eligible and self.better(stats, missed)
+        if improved and confirm is not None and confirmed is None:
+            confirmed = dict(confirm())
         confirmation = None
         chosen_stats, chosen_missed = stats, missed
-        if improved and confirm is not None and self.history:
-            confirmed = confirm()
+        if confirmed is not None:
             confirmation = {
-                "stats": dict(confirmed),
+                "stats": confirmed,
                 "violations": self.rule.violations(confirmed, self.baseline),
                 "missed_targets": self.rule.missed_targets(confirmed),
             }
-            improved = not confirmation["violations"] and self.better(confirmed, confirmation["missed_targets"])
-            chosen_stats, chosen_missed = confirmed, confirmation["missed_targets"]
+            if improved:
+                improved = not confirmation["violations"] and self.better(confirmed, confirmation["missed_targets"])
+                chosen_stats, chosen_missed = confirmed, confirmation["missed_targets"]
         if improved:
             self.best = {"step": step, "stats": dict(chosen_stats), "missed": chosen_missed}
             self.stale = 0

@@ -55,6 +55,7 @@ def config(tmp_path, prior_dir, corpus_path, **overrides):
         max_minutes=0,
         eval_every=4096,
         eval_size=256,
+        confirm_size=256,
         checkpoint_every=4096,
         threads=1,
         progress=False,
@@ -274,8 +275,8 @@ def test_a_run_killed_with_sigkill_resumes_and_finishes(tmp_path, tiny_prior_dir
         from notetune.scripts.cli import main
         sys.exit(main(["tune", "--prior", {tiny_prior_dir!r}, "--corpus", {tiny_corpus_path!r}, "--out", {str(out)!r},
                        "--length", "8", "--num-envs", "64", "--steps", "40960", "--max-minutes", "0",
-                       "--eval-every", "8192", "--eval-size", "128", "--checkpoint-every", "2048",
-                       "--threads", "1", "--no-progress"]))
+                       "--eval-every", "8192", "--eval-size", "128", "--confirm-size", "128",
+                       "--checkpoint-every", "2048", "--threads", "1", "--no-progress"]))
     """)
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

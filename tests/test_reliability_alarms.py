@@ -89,6 +89,8 @@ def test_stop_on_alarm_ends_a_tiny_run_and_run_json_says_why(tmp_path, tiny_prio
             "512",
             "--eval-size",
             "64",
+            "--confirm-size",
+            "128",
             "--checkpoint-every",
             "4096",
             "--threads",

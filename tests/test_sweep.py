@@ -26,6 +26,7 @@ steps = 1024
 max_minutes = 0
 eval_every = 512
 eval_size = 64
+confirm_size = 128
 checkpoint_every = 512
 patience = 0
 kl_coef = 0.05
