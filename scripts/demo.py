@@ -92,7 +92,9 @@ def main() -> None:
         "log_prior_per_note",
         "kl_per_melody",
     )
-    print(f"\n{'statistic (2,048 compositions)':34} {'untuned':>10} {'tuned':>10}")
+    config = record["config"]
+    size = config["confirm_size"] or config["eval_size"]  # the chosen figures come from the confirmation batch
+    print(f"\n{f'statistic ({size:,} compositions)':34} {'untuned':>10} {'tuned':>10}")
     for name in rows:
         print(f"{name:34} {untuned[name]:>10.4f} {tuned[name]:>10.4f}")
     print(f"\nchosen checkpoint: step {record['chosen']['step']:,} — {record['chosen']['why']}")
