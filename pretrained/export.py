@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import wave
 from pathlib import Path
@@ -41,7 +42,10 @@ def render_audio(
     audio, renderer = None, "sine"
     if fluidsynth_available():
         try:
-            audio = pm.fluidsynth(fs=sample_rate, sf2_path=str(soundfont_path()))
+            # pretty_midi 0.2.11 renamed sf2_path to synthesizer (a path or a fluidsynth.Synth)
+            renamed = "synthesizer" in inspect.signature(pm.fluidsynth).parameters
+            soundfont = {"synthesizer" if renamed else "sf2_path": str(soundfont_path())}
+            audio = pm.fluidsynth(fs=sample_rate, **soundfont)
             renderer = "fluidsynth"
         except Exception:  # a broken fluidsynth install falls back to sine synthesis
             audio = None
