@@ -158,11 +158,18 @@ class RLTunerDQN(DQN):
         if buffer is None:
             return {}
         size = buffer.buffer_size if buffer.full else buffer.pos
-        return {
-            f"replay.{name}": torch.from_numpy(np.ascontiguousarray(getattr(buffer, name)[:size]))
-            for name in REPLAY_FIELDS
-            if getattr(buffer, name, None) is not None
-        }
+        tensors = {}
+        for name in REPLAY_FIELDS:
+            values = getattr(buffer, name, None)
+            if values is None:
+                continue
+            values = values[:size]
+            # Observations are small integers held as float32 ([t, tokens...]): kept as uint8 when that is exact
+            # (a quarter of the bytes); set_buffers writes them back into the buffer's own dtype.
+            if values.size and np.array_equal(values, values.astype(np.uint8)):
+                values = values.astype(np.uint8)
+            tensors[f"replay.{name}"] = torch.from_numpy(np.ascontiguousarray(values))
+        return tensors
 
     def set_buffers(self, tensors: dict[str, torch.Tensor]) -> None:
         buffer = self.replay_buffer
