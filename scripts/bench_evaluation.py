@@ -29,7 +29,8 @@ from notetune.rewards.metrics import (
     rhythm_statistics,
 )
 from notetune.rewards.statistics import table1_counts
-from notetune.scripts.evaluation import COPY_NS, evaluate_tokens, load_corpus_index
+from notetune.scripts.evaluation import COPY_NS, evaluate_tokens
+from notetune.scripts.sources import load_corpus_index
 
 BUDGET_SECONDS = 30.0
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from . import config
 from .cli import UserError
-from .evaluation import SampleSource, default_set_size, evaluate_source, load_prior, load_source
+from .evaluation import default_set_size, evaluate_source
 from .report_text import format_table
+from .sources import SampleSource, load_prior, load_source
 
 
 @dataclass

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from . import config
 from .cli import UserError
-from .evaluation import evaluate_source, load_prior, load_source
+from .evaluation import evaluate_source
 from .report_text import format_table
+from .sources import load_prior, load_source
 
 
 @dataclass

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from . import config
 from .cli import UserError
-from .evaluation import load_source
 from .listening import KEY_FILE, export_listening_test, score_listening_test
+from .sources import load_source
 
 
 @dataclass

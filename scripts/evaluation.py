@@ -3,27 +3,19 @@
 One :class:`Evaluation` per sample set: Table 1 of RL Tuner, likelihood under the prior (and KL(model‖prior)
 for a model), novelty against the training corpus, diversity, and MusPy-named pitch and rhythm statistics. The
 numbers are computed by :mod:`notetune.rewards.metrics` and :func:`notetune.rewards.table1_statistics`; this
-module loads models and files, draws samples, and adds intervals and significance tests.
+module adds intervals and significance tests. What is evaluated (models, files, the corpus, the prior) is loaded
+by :mod:`notetune.scripts.sources`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from notetune.pretrained.checkpoint import CONFIG, find_checkpoint, load_checkpoint
-from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.encoding import canonicalize
-from notetune.pretrained.export import load_samples
-from notetune.pretrained.model import NoteRNN, PriorProduct
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
-from notetune.pretrained.transpose import transpose_to_key
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 from notetune.rewards import Key, table1_statistics
 from notetune.rewards.metrics import (
@@ -38,7 +30,7 @@ from notetune.rewards.metrics import (
 )
 from notetune.rewards.statistics import table1_counts
 
-logger = logging.getLogger(__name__)
+from .sources import Prior, SampleSource, load_corpus_index, score_tokens
 
 COPY_NS = tuple(range(4, 17))
 """Phrase lengths (notes) of the corpus copy rates; ``copy_rate_8gram`` is the headline."""
@@ -392,221 +384,6 @@ def compare_evaluations(baseline: Evaluation, other: Evaluation) -> dict[str, fl
 
 
 # --------------------------------------------------------------------------------------------------- sources
-SourceKind = Literal["model", "samples", "corpus"]
-
-
-@dataclass
-class SampleSource:
-    """Melodies to evaluate and where they came from (a model's samples, files, or corpus windows)."""
-
-    label: str
-    kind: SourceKind
-    path: str
-    tokens: np.ndarray = field(repr=False)
-    vocab: Vocabulary = DEFAULT_VOCABULARY
-    key: str | None = None
-    """The key the model was tuned for (None: not recorded; evaluation then uses C major)."""
-    checkpoint: Path | None = None
-    model_log_probs: np.ndarray | None = field(default=None, repr=False)
-    """(N, T) log-probabilities of the tokens under the sampling distribution (models only)."""
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-def is_model_path(spec: str | Path) -> bool:
-    """True for "default", a checkpoint directory or a tuning run directory."""
-    path = Path(spec)
-    return str(spec) == "default" or (path / CONFIG).is_file() or (path / "model" / CONFIG).is_file()
-
-
-def is_corpus_file(path: str | Path) -> bool:
-    path = Path(path)
-    if not (path.is_file() and path.suffix == ".npz"):
-        return False
-    with np.load(path, allow_pickle=False) as data:
-        return "offsets" in data.files
-
-
-def load_source(
-    spec: str | Path,
-    *,
-    num: int | None = 1000,
-    length: int = 32,
-    seed: int = 0,
-    temperature: float = 1.0,
-    label: str | None = None,
-    key: str | None = None,
-) -> SampleSource:
-    """The melodies ``spec`` names, ready to evaluate (a model is transposed to ``key`` when given).
-
-    A model (``default``, a checkpoint or run directory) is sampled ``num`` times with ``seed``; a corpus file
-    gives ``num`` random ``length``-step windows; a samples.npz or MIDI folder gives its first ``num``
-    melodies. ``num=None`` (files only) takes everything.
-    """
-    spec = str(spec)
-    if is_model_path(spec):
-        return sample_source(
-            spec, num=num or 1000, length=length, seed=seed, temperature=temperature, label=label, key=key
-        )
-    path = Path(spec)
-    if is_corpus_file(path):
-        corpus = load_corpus(path)
-        windows = corpus.windows(length)
-        total = len(windows)
-        if num is not None and num < total:
-            windows = windows[np.random.default_rng(seed).choice(total, size=num, replace=False)]
-        return SampleSource(
-            label or "corpus",
-            "corpus",
-            spec,
-            windows,
-            corpus.vocab,
-            key="C major",
-            settings={"corpus_windows": total, "window_length": length, "seed": seed},
-        )
-    if path.is_dir() and (path / "samples.npz").is_file():
-        path = path / "samples.npz"  # the exact tokens; MIDI files beside it keep only the canonical spelling
-    vocab = _samples_vocabulary(path)
-    tokens = load_samples(path, vocab, length=None if path.suffix == ".npz" else length)
-    if num is not None:
-        tokens = tokens[:num]
-    name = path.parent.name if path.name == "samples.npz" else path.stem if path.is_file() else path.name
-    return SampleSource(label or name or spec, "samples", spec, tokens, vocab)
-
-
-def sample_source(
-    spec: str,
-    *,
-    num: int,
-    length: int = 32,
-    seed: int = 0,
-    temperature: float = 1.0,
-    label: str | None = None,
-    batch_size: int = 4096,
-    key: str | None = None,
-) -> SampleSource:
-    """``num`` melodies sampled from a model, with their log-probabilities under the sampling distribution.
-
-    With ``key``, the model is first transposed from the key it writes in to that key.
-    """
-    checkpoint = find_checkpoint(spec)
-    model, config = load_checkpoint(checkpoint)
-    if key is not None:
-        model = transpose_to_key(model, Key.parse(config.get("key") or "C major"), Key.parse(key))
-        config = {**config, "key": str(Key.parse(key))}
-    started = time.perf_counter()
-    tokens, log_probs = sample_tokens(
-        model, num, length, temperature, seed, batch_size=batch_size, return_log_probs=True
-    )
-    if temperature != 1.0:  # sample_tokens reports temperature-1 log-probabilities; KL needs the sampler's
-        log_probs = score_tokens(model, tokens, temperature)
-    seconds = time.perf_counter() - started
-    if label is None:
-        label = (
-            "default prior"
-            if spec == "default"
-            else (checkpoint.parent.name if checkpoint.name == "model" else checkpoint.name)
-        )
-        if temperature != 1.0:
-            label += f" (T={temperature:g})"
-    settings = {
-        "checkpoint": str(checkpoint),
-        "seed": seed,
-        "temperature": temperature,
-        "sampling_seconds": round(seconds, 3),
-    }
-    return SampleSource(
-        label,
-        "model",
-        spec,
-        tokens,
-        model.vocab,
-        config.get("key"),
-        checkpoint.resolve(),
-        log_probs,
-        settings,
-    )
-
-
-def _samples_vocabulary(path: Path) -> Vocabulary:
-    """The vocabulary written into a samples.npz (the default one for MIDI folders and older files)."""
-    npz = path / "samples.npz" if path.is_dir() else path
-    if npz.suffix == ".npz" and npz.is_file():
-        with np.load(npz, allow_pickle=False) as data:
-            if "vocabulary" in data.files:
-                return Vocabulary.from_dict(json.loads(str(data["vocabulary"])))
-    return DEFAULT_VOCABULARY
-
-
-def score_tokens(
-    model: NoteRNN | PriorProduct, tokens: np.ndarray, temperature: float = 1.0, batch_size: int = 8192
-) -> np.ndarray:
-    """(N, T) log p(token_t | history) under ``model`` sampled at ``temperature``."""
-    if temperature == 1.0:
-        return log_prior_per_step(model, tokens, batch_size)
-    import torch
-
-    rows = []
-    with torch.no_grad():
-        for begin in range(0, len(tokens), batch_size):
-            chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
-            start = torch.full((chunk.shape[0], 1), model.start_token, dtype=torch.long)
-            logits, _ = model(torch.cat([start, chunk[:, :-1]], dim=1))
-            log_probs = torch.log_softmax(logits / temperature, dim=-1)
-            rows.append(log_probs.gather(-1, chunk.unsqueeze(-1)).squeeze(-1).double().numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
-
-
-@dataclass
-class Prior:
-    """The reference model for ``log_prior_per_note`` and the KL estimate."""
-
-    model: NoteRNN | PriorProduct
-    checkpoint: Path
-    key: str = "C major"
-    """The key the prior writes in (its checkpoint's ``key``)."""
-
-    def in_key(self, key: str) -> NoteRNN | PriorProduct:
-        """The prior moved to ``key`` through the vocabulary (its log p is then judged in that key)."""
-        return transpose_to_key(self.model, Key.parse(self.key), Key.parse(key))
-
-
-def load_prior(spec: str | None) -> Prior | None:
-    """The prior named by ``spec`` ("default", a directory); None for "none".
-
-    A missing shipped prior only skips the likelihood metrics (with a warning); a missing named one is an
-    error.
-    """
-    if spec is None or str(spec).lower() in ("", "none"):
-        return None
-    checkpoint = find_checkpoint(spec)
-    if str(spec) == "default" and not (checkpoint / CONFIG).is_file():
-        logger.warning("no shipped prior at %s: likelihood metrics skipped (pass --prior DIR)", checkpoint)
-        return None
-    model, config = load_checkpoint(checkpoint)
-    return Prior(model, checkpoint.resolve(), config.get("key") or "C major")
-
-
-_CORPUS_INDICES: dict[Path, NoteNgramIndex] = {}
-
-
-def load_corpus_index(spec: str | None) -> tuple[NoteNgramIndex | None, str | None]:
-    """The n-gram index of a corpus file ("default": the shipped corpus; None/"none": no novelty metrics).
-
-    A missing shipped corpus only skips the novelty metrics (with a warning); a missing named file is fatal.
-    """
-    if spec is None or str(spec).lower() in ("", "none"):
-        return None, None
-    path = DEFAULT_CORPUS if str(spec) == "default" else Path(spec)
-    if not path.is_file() and str(spec) == "default":
-        logger.warning("no corpus at %s: novelty metrics skipped (build it with `notetune corpus`)", path)
-        return None, None
-    path = path.resolve()
-    if path not in _CORPUS_INDICES:
-        corpus = load_corpus(path)
-        _CORPUS_INDICES[path] = NoteNgramIndex.from_flat(corpus.tokens, corpus.offsets)
-    return _CORPUS_INDICES[path], str(path)
-
-
 def evaluate_source(
     source: SampleSource,
     *,

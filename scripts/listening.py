@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from notetune.pretrained.export import write_wav
 
-from .evaluation import SampleSource
+from .sources import SampleSource
 
 KEY_FILE = ".key.json"
 CHOICES = ("1", "2", "none")

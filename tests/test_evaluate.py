@@ -7,17 +7,9 @@ import numpy as np
 import pytest
 from notetune.pretrained.corpus import load_corpus
 from notetune.scripts.cli import main
-from notetune.scripts.evaluation import (
-    METRICS,
-    evaluate_source,
-    evaluate_tokens,
-    load_corpus_index,
-    load_prior,
-    load_source,
-    p_value,
-    two_proportion_p_value,
-)
+from notetune.scripts.evaluation import METRICS, evaluate_source, evaluate_tokens, p_value, two_proportion_p_value
 from notetune.scripts.report_text import format_table
+from notetune.scripts.sources import load_corpus_index, load_prior, load_source
 
 
 @pytest.fixture(scope="module")
