@@ -144,8 +144,7 @@ class TuneCallback(BaseCallback):
         self.logger.record("eval/targets_missed", float(len(record["missed_targets"])))
         self.logger.dump(step=steps)
         if record["improved"]:
-            chosen = record["confirmation"]["stats"] if record.get("confirmation") else stats
-            save_checkpoint(model, run.out / "best", extra=run.checkpoint_extra(steps, chosen))
+            save_checkpoint(model, run.out / "best", extra=run.checkpoint_extra(steps, run.watcher.best["stats"]))
         fired = check_alarms(
             stats,
             run.watcher.baseline or stats,

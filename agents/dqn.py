@@ -173,10 +173,12 @@ class RLTunerDQN(DQN):
 
     def set_buffers(self, tensors: dict[str, torch.Tensor]) -> None:
         buffer = self.replay_buffer
+        if buffer is None:
+            return
         for name in REPLAY_FIELDS:
-            if buffer is not None and f"replay.{name}" in tensors:
+            if f"replay.{name}" in tensors:
                 values = tensors[f"replay.{name}"].numpy()
-                getattr(buffer, name)[: len(values)] = values
+                getattr(buffer, name)[: len(values)] = values  # into the buffer's own dtype (uint8 → float32)
 
     @property
     def generator(self) -> torch.Generator:

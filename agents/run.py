@@ -207,10 +207,10 @@ class TuneRun:
             shutil.copytree(source, export_dir)
         else:
             self.export(export_dir, step=self.algorithm.num_timesteps, stats=best["stats"] if best else {})
-        rule = self.watcher.rule
+        rule, targets = self.watcher.rule, self.watcher.rule.describe_targets()
         if best and not best.get("fallback") and best.get("missed"):
             why = (
-                f"no evaluation within bounds met every target ({rule.describe_targets()}); this one missed the "
+                f"no evaluation within bounds met every target ({targets}); this one missed the "
                 f"fewest ({'; '.join(best['missed'])}), then had the most music reward "
                 f"({best['stats']['music_reward']:.2f} per composition), among evaluations with "
                 + rule.describe_bounds()
@@ -219,7 +219,7 @@ class TuneRun:
             why = (
                 f"most music reward ({best['stats']['music_reward']:.2f} per composition) among evaluations with "
                 + rule.describe_bounds()
-                + (f" that meet every target ({rule.describe_targets()})" if rule.describe_targets() else "")
+                + (f" that meet every target ({targets})" if targets else "")
             )
         else:
             why = "no evaluation met every bound; exported the final policy" + (
