@@ -334,9 +334,7 @@ def test_a_resumed_q_learner_keeps_its_replay_buffer(tmp_path, tiny_prior_dir, t
 def test_a_would_be_best_evaluation_must_be_confirmed_on_a_fresh_batch():
     watcher = Watcher(SelectionRule(max_kl=20.0, min_stats={"leaps_resolved": 0.911}), patience=0)
     # The untuned baseline of the relative bounds is measured on the (larger) confirmation batch.
-    watcher.observe(
-        0, evaluation(leaps_resolved=0.87), confirm=lambda: evaluation(leaps_resolved=0.88, hold_share=0.7)
-    )
+    watcher.observe(0, evaluation(leaps_resolved=0.87), confirm=lambda: evaluation(leaps_resolved=0.88, hold_share=0.7))
     assert watcher.baseline["hold_share"] == 0.7 and watcher.best["stats"]["leaps_resolved"] == 0.88
     # A lucky batch nominates the checkpoint; the fresh batch shows it misses the target and has less reward.
     lucky = watcher.observe(
