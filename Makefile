@@ -23,23 +23,23 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python tools/demo.py
 
 test: install
 	$(BIN)/python -m pytest -q tests
 
 bench: install
 	mkdir -p bench-results
-	$(BIN)/python scripts/bench.py --out bench-results
+	$(BIN)/python tools/bench.py --out bench-results
 
-# The tuning targets: five-minute runs (default, faithful, dqn, psi, g), 10,000-composition evaluations (~30 min).
+# The tuning targets: runs budgeted in steps (default, faithful, dqn, psi, g), 10,000-composition evaluations (~30 min).
 targets: install
 	mkdir -p bench-results
-	$(BIN)/python scripts/bench_targets.py --out bench-results/targets.json
+	$(BIN)/python tools/bench_targets.py --out bench-results/targets.json
 
 # The slow reliability checks: bad MIDI folders, repeated SIGKILL + resume, byte-identical reruns (~3 min).
 chaos: install
-	$(BIN)/python scripts/chaos.py --out out/chaos
+	$(BIN)/python tools/chaos.py --out out/chaos
 
 lint: install
 	$(BIN)/ruff check .

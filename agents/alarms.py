@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def check_alarms(
@@ -25,20 +29,21 @@ def check_alarms(
         alarms.append({"name": name, "value": float(value), "threshold": float(threshold), "message": message})
 
     reference = corpus_rates or baseline
-    if stats["kl_per_melody"] > config.alarm_kl:
+    if stats["kl_per_composition"] > config.alarm_kl:
         fire(
             "kl",
-            stats["kl_per_melody"],
+            stats["kl_per_composition"],
             config.alarm_kl,
-            f"KL to the prior is {stats['kl_per_melody']:.2f} nats per composition (alarm above {config.alarm_kl})",
+            f"KL to the prior is {stats['kl_per_composition']:.2f} nats per composition "
+            f"(alarm above {config.alarm_kl})",
         )
-    drop = baseline["log_prior_per_note"] - stats["log_prior_per_note"]
+    drop = baseline["log_prior_per_token"] - stats["log_prior_per_token"]
     if drop > config.alarm_log_prior_drop:
         fire(
             "log_prior_drop",
             drop,
             config.alarm_log_prior_drop,
-            f"mean log p_prior fell {drop:.2f} nat per note below the untuned model",
+            f"mean log p_prior fell {drop:.2f} nat per token below the untuned model",
         )
     ratio = stats["distinct_4gram"] / max(baseline["distinct_4gram"], 1e-9)
     if ratio < config.alarm_distinct_4gram_ratio:
@@ -76,3 +81,32 @@ def check_alarms(
                 f"reward '{name}' pays {value / total:.0%} of all reward (weight {weights.get(name, 1.0)})",
             )
     return alarms
+
+
+class AlarmCheck:
+    """After each evaluation: check the alarms, log them under ``alarms/``, keep them in ``alarms`` (the run's
+    list, saved in checkpoints and run.json), and ask to stop when ``config.stop_on_alarm`` is set."""
+
+    def __init__(
+        self,
+        config: Any,
+        weights: dict[str, float],
+        corpus_rates: dict[str, float] | None,
+        rollout_stats: Callable[[], dict[str, float]],
+        alarms: list[dict[str, Any]],
+    ) -> None:
+        self.config, self.weights, self.corpus_rates = config, weights, corpus_rates
+        self.rollout_stats, self.alarms = rollout_stats, alarms
+
+    def __call__(self, step: int, figures: dict[str, float], baseline: dict[str, float], log: Any) -> str | None:
+        fired = check_alarms(figures, baseline, self.config, self.rollout_stats(), self.weights, self.corpus_rates)
+        for alarm in fired:
+            alarm["step"] = step
+            self.alarms.append(alarm)
+            logger.warning("reward-hacking alarm at step %d: %s", step, alarm["message"])
+            log.record(f"alarms/{alarm['name']}", alarm["value"])
+        if fired:
+            log.dump(step=step)
+            if self.config.stop_on_alarm:
+                return f"alarm: {fired[0]['message']} (--stop-on-alarm)"
+        return None

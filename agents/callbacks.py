@@ -1,215 +1,245 @@
-"""The SB3 callback that watches a tuning run: progress bar, evaluations, best checkpoint, training
-checkpoints, time budget, reward-hacking alarms and early stopping."""
+"""The callbacks of a tuning run, one job each, in Stable-Baselines3's shapes.
+
+- :class:`EvaluationCallback` (SB3's ``EvalCallback``): every ``every`` steps, evaluate the policy, let the
+  :class:`~notetune.agents.selection.Watcher` judge it (confirming a would-be best on a fresh batch), log
+  ``eval/*`` and ``confirm/*``, save a new best, then run the after-evaluation hooks (the alarms).
+- :class:`CheckpointCallback`: every ``every`` steps, write a training checkpoint.
+- :class:`StopTrainingOnTimeBudget`: stop once a wall-clock cap is spent (an optional cap; budgets are steps).
+- :class:`ProgressBarCallback`: a rich progress bar.
+
+Each takes explicit inputs (callables and numbers), so none of them knows the run that owns it. A callback that
+ends training says why in ``stop_reason``.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from notetune.pretrained.checkpoint import save_checkpoint
 from stable_baselines3.common.callbacks import BaseCallback
 
-from .alarms import check_alarms
-from .checkpoints import save_training_checkpoint
-from .watch import evaluate_model
-
-if TYPE_CHECKING:
-    from .run import TuneRun
+from .selection import Watcher
 
 logger = logging.getLogger(__name__)
-EVAL_SEED = 12345
-"""Offset of every evaluation's sampling seed from the run's: the same batch each time, so checkpoints compare."""
-CONFIRM_SEED = 54321
-"""Offset of the confirmation batch's seed: independent of the batch that nominated the checkpoint."""
+
+Figures = dict[str, float]
+AfterEvaluation = Callable[[int, Figures, Figures, Any], "str | None"]
+"""(step, figures, untuned figures, SB3 logger) → a reason to stop, or None."""
 
 
-class TuneCallback(BaseCallback):
-    def __init__(self, run: TuneRun) -> None:
-        super().__init__()
-        self.run = run
-        config = run.config
-        self.started = time.monotonic()
-        self.start_steps = run.algorithm.num_timesteps
-        self.next_eval = self._next_multiple(self.start_steps, config.eval_every)
-        self.next_checkpoint = self._next_multiple(self.start_steps, config.checkpoint_every)
-        self.stop_reason: str | None = None
-        self.alarms: list[dict[str, Any]] = run.alarms
-        self.progress = None
-        self.task = None
+def next_multiple(step: int, every: int) -> int:
+    """The first multiple of ``every`` after ``step``."""
+    return (step // every + 1) * every
 
-    @staticmethod
-    def _next_multiple(step: int, every: int) -> int:
-        return (step // every + 1) * every
 
-    @property
-    def steps_this_session(self) -> int:
-        return self.run.algorithm.num_timesteps - self.start_steps
+@dataclass
+class RunClock:
+    """Wall time of a run across resumed sessions."""
 
-    @property
+    elapsed_before: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
     def elapsed(self) -> float:
-        return self.run.elapsed_before + time.monotonic() - self.started
+        return self.elapsed_before + time.monotonic() - self.started
 
-    # --------------------------------------------------------------------------- SB3 hooks
-    def _on_training_start(self) -> None:
-        if self.run.config.progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(
-                TextColumn("[bold]tune {task.fields[algo]}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn(
-                    "{task.fields[speed]:>8,.0f} steps/s  reward {task.fields[reward]:+.2f}  "
-                    "KL {task.fields[kl]:.2f}  β {task.fields[beta]:.2f}"
-                ),
-                TimeElapsedColumn(),
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(
-                "tune",
-                total=self.run.config.steps,
-                completed=self.run.algorithm.num_timesteps,
-                algo=self.run.config.algo,
-                speed=0.0,
-                reward=0.0,
-                kl=0.0,
-                beta=0.0,
-            )
-        if self.run.algorithm.num_timesteps == 0:
-            self.evaluate()
+class StoppingCallback(BaseCallback):
+    """A callback that can end training; ``stop_reason`` says why."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop_reason: str | None = None
 
     def _on_step(self) -> bool:
         return self.stop_reason is None
 
-    def _on_rollout_end(self) -> None:
-        self.after_update_window()
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
 
-    def after_update_window(self) -> None:
-        """Called after each rollout (ppo/a2c) or every few thousand steps (dqn family)."""
-        algorithm = self.run.algorithm
-        steps = algorithm.num_timesteps
-        stats = getattr(algorithm, "last_rollout_stats", {})
-        if self.progress is not None:
-            self.progress.update(
-                self.task,
-                completed=steps,
-                speed=self.steps_this_session / max(time.monotonic() - self.started, 1e-9),
-                reward=stats.get("rollout/env_reward_per_melody", 0.0),
-                kl=stats.get("rollout/kl_per_melody", 0.0),
-                beta=stats.get("rollout/beta", 0.0),
-            )
-        if steps >= self.next_eval:
+
+class EvaluationCallback(StoppingCallback):
+    """Evaluate every ``every`` steps (and at step 0), keep the best, stop on collapse or lost patience.
+
+    ``evaluate(num, seed)`` returns the figures of ``num`` fresh compositions; ``save_best(step, figures)``
+    writes the model that just became the best; ``print_line`` shows one line per evaluation.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[int, int], Figures],
+        watcher: Watcher,
+        *,
+        every: int,
+        eval_size: int,
+        eval_seed: int,
+        confirm_size: int,
+        confirm_seed: int,
+        save_best: Callable[[int, Figures], None],
+        after_evaluation: Sequence[AfterEvaluation] = (),
+        print_line: Callable[[str], None] = logger.info,
+    ) -> None:
+        super().__init__()
+        self.evaluate_figures = evaluate
+        self.watcher = watcher
+        self.every = every
+        self.eval_size, self.eval_seed = eval_size, eval_seed
+        self.confirm_size, self.confirm_seed = confirm_size, confirm_seed
+        self.save_best = save_best
+        self.after_evaluation = list(after_evaluation)
+        self.print_line = print_line
+        self.next_evaluation = 0
+
+    def _on_training_start(self) -> None:
+        self.next_evaluation = next_multiple(self.model.num_timesteps, self.every)
+        if self.model.num_timesteps == 0:
             self.evaluate()
-            self.next_eval = self._next_multiple(steps, self.run.config.eval_every)
-        if steps >= self.next_checkpoint:
-            self.save_checkpoint()
-            self.next_checkpoint = self._next_multiple(steps, self.run.config.checkpoint_every)
-        budget = self.run.config.max_minutes * 60
-        if budget and self.elapsed >= budget and self.stop_reason is None:
-            self.stop_reason = f"time budget of {self.run.config.max_minutes} minutes spent"
 
-    # ------------------------------------------------------------------------------ actions
+    def _on_rollout_end(self) -> None:
+        if self.model.num_timesteps >= self.next_evaluation:
+            self.evaluate()
+            self.next_evaluation = next_multiple(self.model.num_timesteps, self.every)
+
+    def evaluated_last_at(self) -> int | None:
+        return self.watcher.history[-1]["step"] if self.watcher.history else None
+
     def evaluate(self) -> None:
-        run = self.run
-        steps = run.algorithm.num_timesteps
-        model = run.current_model()
-
-        def sample_and_score(num: int, seed: int) -> dict[str, float]:
-            return evaluate_model(
-                model,
-                run.prior,
-                run.eval_rewards,
-                num,
-                run.config.length,
-                seed=seed,
-                key=run.key,
-                primer=run.primer,
-                allowed=run.allowed,
-            )
-
-        stats = sample_and_score(run.config.eval_size, run.config.seed + EVAL_SEED)
-        confirm_size = run.config.confirm_size
-        record = run.watcher.observe(
-            steps,
-            stats,
-            confirm=(lambda: sample_and_score(confirm_size, run.config.seed + CONFIRM_SEED)) if confirm_size else None,
-        )
+        step = self.model.num_timesteps
+        figures = self.evaluate_figures(self.eval_size, self.eval_seed)
+        confirm = (lambda: self.evaluate_figures(self.confirm_size, self.confirm_seed)) if self.confirm_size else None
+        record = self.watcher.observe(step, figures, confirm=confirm)
         if record.get("confirmation"):
             for name, value in record["confirmation"]["stats"].items():
                 self.logger.record(f"confirm/{name}", value)
-        for name, value in stats.items():
+        for name, value in figures.items():
             self.logger.record(f"eval/{name}", value)
         self.logger.record("eval/eligible", float(record["eligible"]))
         self.logger.record("eval/targets_missed", float(len(record["missed_targets"])))
-        self.logger.dump(step=steps)
+        self.logger.dump(step=step)
         if record["improved"]:
-            save_checkpoint(model, run.out / "best", extra=run.checkpoint_extra(steps, run.watcher.best["stats"]))
-        fired = check_alarms(
-            stats,
-            run.watcher.baseline or stats,
-            run.config,
-            getattr(run.algorithm, "last_rollout_stats", {}),
-            run.eval_rewards.weights,
-            run.corpus_rates,
-        )
-        for alarm in fired:
-            alarm["step"] = steps
-            self.alarms.append(alarm)
-            logger.warning("reward-hacking alarm at step %d: %s", steps, alarm["message"])
-            self.logger.record(f"alarms/{alarm['name']}", alarm["value"])
-        if fired:
-            self.logger.dump(step=steps)
-            if run.config.stop_on_alarm and self.stop_reason is None:
-                self.stop_reason = f"alarm: {fired[0]['message']} (--stop-on-alarm)"
-        self._print_evaluation(steps, stats, record)
-        if record["stop"] and self.stop_reason is None:
-            self.stop_reason = record["stop"]
+            self.save_best(step, self.watcher.best["stats"])
+        self.print_line(evaluation_line(step, figures, record))
+        for hook in self.after_evaluation:
+            reason = hook(step, figures, self.watcher.baseline or figures, self.logger)
+            if reason:
+                self.stop(reason)
+        if record["stop"]:
+            self.stop(record["stop"])
 
-    def _print_evaluation(self, steps: int, stats: dict[str, float], record: dict) -> None:
-        line = (
-            f"step {steps:>9,}  music {stats['music_reward']:+7.2f}  KL {stats['kl_per_melody']:5.2f}  "
-            f"log p {stats['log_prior_per_note']:+.3f}  tonic {stats['starts_with_tonic']:.0%}  "
-            f"leaps {stats['leaps_resolved']:.0%}  holds {stats['hold_share']:.0%}  "
-            f"rests {stats['rest_share']:.1%}  distinct {stats['distinct_melodies']:.1%}"
-            + ("  *best*" if record["improved"] else "")
-        )
-        reasons = record["violations"] or record["missed_targets"]  # why it is not (or not fully) the best
-        confirmation = record.get("confirmation")
-        if confirmation and not record["improved"]:
-            why = confirmation["violations"] or confirmation["missed_targets"] or ["less music reward than the best"]
-            reasons = [f"not confirmed on a fresh batch: {why[0]}", *why[1:]]
-        if reasons:
-            line += f"  ({reasons[0]}" + (f"; {len(reasons) - 1} more)" if len(reasons) > 1 else ")")
+
+def evaluation_line(step: int, figures: Figures, record: dict[str, Any]) -> str:
+    """One console line per evaluation, with why it is not (or not fully) the best."""
+    line = (
+        f"step {step:>9,}  music {figures.get('music_reward', float('nan')):+7.2f}  "
+        f"KL {figures['kl_per_composition']:5.2f}  log p {figures['log_prior_per_token']:+.3f}  "
+        f"tonic {figures['starts_with_tonic']:.0%}  leaps {figures['leaps_resolved']:.0%}  "
+        f"holds {figures['hold_share']:.0%}  rests {figures['rest_share']:.1%}  "
+        f"distinct {figures['distinct_melodies']:.1%}" + ("  *best*" if record["improved"] else "")
+    )
+    reasons = record["violations"] or record["missed_targets"]
+    confirmation = record.get("confirmation")
+    if confirmation and not record["improved"]:
+        why = confirmation["violations"] or confirmation["missed_targets"] or ["less music reward than the best"]
+        reasons = [f"not confirmed on a fresh batch: {why[0]}", *why[1:]]
+    if reasons:
+        line += f"  ({reasons[0]}" + (f"; {len(reasons) - 1} more)" if len(reasons) > 1 else ")")
+    return line
+
+
+class CheckpointCallback(BaseCallback):
+    """Call ``save()`` (a training checkpoint) every ``every`` steps."""
+
+    def __init__(self, save: Callable[[], None], every: int) -> None:
+        super().__init__()
+        self.save, self.every = save, every
+        self.next_checkpoint = 0
+
+    def _on_training_start(self) -> None:
+        self.next_checkpoint = next_multiple(self.model.num_timesteps, self.every)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.model.num_timesteps >= self.next_checkpoint:
+            self.save()
+            self.next_checkpoint = next_multiple(self.model.num_timesteps, self.every)
+
+
+class StopTrainingOnTimeBudget(StoppingCallback):
+    """Stop once ``max_minutes`` of wall time (over every session of the run) are spent; 0 = no cap."""
+
+    def __init__(self, max_minutes: float, clock: RunClock) -> None:
+        super().__init__()
+        self.max_minutes, self.clock = max_minutes, clock
+
+    def _on_rollout_end(self) -> None:
+        if self.max_minutes and self.clock.elapsed() >= self.max_minutes * 60:
+            self.stop(f"time cap of {self.max_minutes:g} minutes spent (--max-minutes)")
+
+
+class ProgressBarCallback(BaseCallback):
+    """A rich progress bar with steps/s, the rollout's reward, KL and β."""
+
+    def __init__(self, total: int, algo: str, rollout_stats: Callable[[], dict[str, float]]) -> None:
+        super().__init__()
+        self.total, self.algo, self.rollout_stats = total, algo, rollout_stats
+        self.progress: Any = None
+        self.task: Any = None
+        self.started = time.monotonic()
+        self.start_steps = 0
+
+    def print_line(self, line: str) -> None:
+        """Print above the bar (or log when there is none)."""
         if self.progress is not None:
             self.progress.console.print(line)
         else:
             logger.info(line)
 
-    def save_checkpoint(self) -> None:
-        run = self.run
-        algorithm = run.algorithm
-        state = {
-            "algorithm": algorithm.get_state(),
-            "watcher": run.watcher.state_dict(),
-            "elapsed_seconds": self.elapsed,
-            "alarms": self.alarms,
-            "generator": algorithm.generator.get_state().tolist() if hasattr(algorithm, "generator") else None,
-        }
-        save_training_checkpoint(
-            run.out / "checkpoints",
-            algorithm.num_timesteps,
-            algorithm.policy,
-            algorithm.policy.optimizer,
-            state,
-            buffers=algorithm.get_buffers() if hasattr(algorithm, "get_buffers") else None,
+    def _on_training_start(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.started, self.start_steps = time.monotonic(), self.model.num_timesteps
+        self.progress = Progress(
+            TextColumn("[bold]tune {task.fields[algo]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "{task.fields[speed]:>8,.0f} steps/s  reward {task.fields[reward]:+.2f}  "
+                "KL {task.fields[kl]:.2f}  β {task.fields[beta]:.2f}"
+            ),
+            TimeElapsedColumn(),
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "tune",
+            total=self.total,
+            completed=self.model.num_timesteps,
+            algo=self.algo,
+            speed=0.0,
+            reward=0.0,
+            kl=0.0,
+            beta=0.0,
         )
 
-    def finish(self) -> None:
-        """Final evaluation and checkpoint (so a finished run also resumes as finished)."""
-        last = self.run.watcher.history[-1]["step"] if self.run.watcher.history else -1
-        if last != self.run.algorithm.num_timesteps:
-            self.evaluate()
-        self.save_checkpoint()
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        stats = self.rollout_stats()
+        self.progress.update(
+            self.task,
+            completed=self.model.num_timesteps,
+            speed=(self.model.num_timesteps - self.start_steps) / max(time.monotonic() - self.started, 1e-9),
+            reward=stats.get("rollout/env_reward_per_composition", 0.0),
+            kl=stats.get("rollout/kl_per_composition", 0.0),
+            beta=stats.get("rollout/beta", 0.0),
+        )
+
+    def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None

@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from notetune.pretrained.corpus import file_sha256
@@ -25,6 +26,45 @@ FILES = ("policy.safetensors", "optimizer.safetensors", "state.json")
 """Files every checkpoint has."""
 BUFFERS = "buffers.safetensors"
 """Optional: algorithm tensors outside the policy (a replay buffer)."""
+
+
+class Resumable(Protocol):
+    """What every tuning algorithm offers so a checkpoint can restore it (MelodyPPO and the dqn family)."""
+
+    num_timesteps: int
+    generator: torch.Generator
+
+    def get_state(self) -> dict[str, Any]: ...
+
+    def set_state(self, state: dict[str, Any]) -> None: ...
+
+    def get_buffers(self) -> dict[str, torch.Tensor]: ...
+
+    def set_buffers(self, tensors: dict[str, torch.Tensor]) -> None: ...
+
+
+@dataclass
+class TrainingState:
+    """What a training checkpoint restores besides the policy's weights and the optimizer."""
+
+    algorithm: dict[str, Any]
+    """The algorithm's own counters and controllers (``Resumable.get_state``)."""
+    watcher: dict[str, Any]
+    """Evaluation history, untuned baseline, best so far, patience count."""
+    elapsed_seconds: float
+    """Wall time of the run so far (over every session)."""
+    alarms: list[dict[str, Any]]
+    """Alarms fired so far."""
+    generator: list[int]
+    """The algorithm's torch RNG state (bytes)."""
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Tensors outside the policy (a replay buffer)."""
+    path: str = ""
+    """The checkpoint it was read from."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON part (state.json); buffers travel as safetensors."""
+        return {k: v for k, v in asdict(self).items() if k not in ("buffers", "path")}
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -54,11 +94,11 @@ def save_training_checkpoint(
     step: int,
     policy: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    state: dict[str, Any],
+    state: TrainingState,
     keep: int = 3,
-    buffers: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``directory/step_<step>`` atomically and keep the newest ``keep`` checkpoints."""
+    buffers = state.buffers
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step_{step:012d}"
@@ -72,7 +112,7 @@ def save_training_checkpoint(
     )
     opt_tensors, opt_scalars = _flatten_optimizer(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizer": opt_scalars}) + "\n")
+    (tmp / "state.json").write_text(json.dumps({**state.to_json(), "step": step, "optimizer": opt_scalars}) + "\n")
     files = FILES
     if buffers:
         save_file({k: v.detach().cpu().contiguous() for k, v in buffers.items()}, str(tmp / BUFFERS))
@@ -132,9 +172,9 @@ def verify_checkpoint(path: Path) -> str | None:
 
 def load_latest_checkpoint(
     directory: str | Path, policy: torch.nn.Module, optimizer: torch.optim.Optimizer
-) -> dict[str, Any] | None:
-    """Restore the newest valid checkpoint into ``policy`` and ``optimizer``; returns its state (or None),
-    with the checkpoint's extra tensors under ``"buffers"`` (empty if it has none)."""
+) -> TrainingState | None:
+    """Restore the newest valid checkpoint into ``policy`` and ``optimizer``; returns the rest of its state
+    (None without a usable checkpoint)."""
     for path in reversed(list_checkpoints(directory)):
         problem = verify_checkpoint(path)
         if problem:
@@ -145,7 +185,14 @@ def load_latest_checkpoint(
         optimizer.load_state_dict(
             _unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state.pop("optimizer"))
         )
-        state["path"] = str(path)
-        state["buffers"] = load_file(str(path / BUFFERS)) if (path / BUFFERS).is_file() else {}
-        return state
+        buffers = load_file(str(path / BUFFERS)) if (path / BUFFERS).is_file() else {}
+        return TrainingState(
+            algorithm=state["algorithm"],
+            watcher=state["watcher"],
+            elapsed_seconds=float(state.get("elapsed_seconds", 0.0)),
+            alarms=list(state.get("alarms") or []),
+            generator=list(state.get("generator") or []),
+            buffers=buffers,
+            path=str(path),
+        )
     return None

@@ -1,4 +1,10 @@
-"""The one dataclass that holds every setting of a tuning run (saved beside the run as config.json)."""
+"""The one dataclass that holds every setting of a tuning run (saved beside the run as config.json).
+
+Every value that shapes a run is a field here, with its one default; the CLI flags and TOML keys are the field
+names (flat, ``--kl-coef`` for ``kl_coef``). The fields come in sections: what to tune and for how long; rewards;
+control (key, primer, constraints); KL control; the algorithms; evaluation and selection; collapse and alarms;
+the machine.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +21,10 @@ class TuneConfig:
     algo: Literal["ppo", "a2c", "dqn", "psi", "g"] = "ppo"
     """Algorithm: ppo or a2c (batched recurrent fast path), dqn, psi or g (RL Tuner's Q, Ψ and G-learning)."""
     steps: int = 4_000_000
-    """Total environment steps (one step = one 16th-note token of one melody)."""
-    max_minutes: float = 5.0
-    """Wall-clock budget; the run ends early with its best checkpoint when it is spent (0 = no limit)."""
+    """The budget: total environment steps (one step = one 16th-note token of one composition). Budgets are
+    steps, so the same command and seed give the same model on any machine."""
+    max_minutes: float = 0.0
+    """Optional wall-clock cap (0 = none); run.json says when it cut the run short."""
     seed: int = 0
     """Seed for the policy's sampling, updates and evaluation batches."""
     reward: list[str] = field(default_factory=lambda: ["notetune"])
@@ -42,6 +49,10 @@ class TuneConfig:
     """Adaptive β holds this KL(π‖prior) per composition in nats; 0 keeps β fixed."""
     kl_horizon: float = 512.0
     """Compositions over which adaptive β moves by its clipped proportional error."""
+    kl_min_beta: float = 1e-3
+    """Smallest β the adaptive controller may reach."""
+    kl_max_beta: float = 1e3
+    """Largest β the adaptive controller may reach."""
     num_envs: int = 256
     """Compositions written in parallel (ppo/a2c) or environments (dqn family: 1 is RL Tuner's)."""
     learning_rate: float = 1e-4
@@ -62,6 +73,8 @@ class TuneConfig:
     """Value-loss weight."""
     max_grad_norm: float = 1.0
     """Gradient clipping."""
+    value_hidden: int = 64
+    """ppo/a2c: units of the value head (on the actor's detached features plus a step embedding)."""
     buffer_size: int = 100_000
     """dqn/psi/g: replay buffer size."""
     learning_starts: int = 1_000
@@ -70,6 +83,8 @@ class TuneConfig:
     """dqn/psi/g: environment steps between updates."""
     tau: float = 0.01
     """dqn/psi/g: soft target update rate (RL Tuner's η)."""
+    target_update_interval: int = 0
+    """dqn/psi/g: environment steps between soft target updates (0 = max(train_freq, num_envs))."""
     exploration_fraction: float = 0.2
     """dqn: share of the run over which ε anneals from 1 to its final value."""
     exploration_final_eps: float = 0.1
@@ -78,6 +93,13 @@ class TuneConfig:
     """Environment steps between held-out evaluations."""
     eval_size: int = 2048
     """Compositions per evaluation."""
+    eval_seed: int = 12345
+    """Offset of every evaluation's sampling seed from the run's seed: the same batch each time, so checkpoints
+    compare."""
+    confirm_seed: int = 54321
+    """Offset of the confirmation batch's seed: independent of the batch that nominated the checkpoint."""
+    eval_resamples: int = 200
+    """Bootstrap resamples of each evaluation's 95% intervals (0 = figures only)."""
     confirm_size: int = 10_000
     """Compositions in the confirmation of an evaluation that would become the best: a fresh batch on which it
     is judged again, so a lucky batch cannot pick the exported model; the untuned model's figures (the
@@ -100,20 +122,25 @@ class TuneConfig:
     """Selection bound: smallest rest share relative to the untuned model (the target is 0.5×; rests are rare,
     about 900 in 10,000 tuned compositions, so the margin absorbs the noise of one measurement)."""
     max_log_prior_drop: float = 0.5
-    """Selection bound: largest drop of mean log p_prior per note below the untuned model (nats)."""
+    """Selection bound: largest drop of mean log p_prior per token below the untuned model (nats)."""
     min_stats: dict[str, float] = field(default_factory=dict)
-    """Selection targets: smallest value of evaluation statistics, e.g. starts_with_tonic=0.288 (names as in
-    run.json's evaluations: Table 1 statistics, distinct_4gram, log_prior_per_note, kl_per_melody, reward_<name>)."""
+    """Selection targets: smallest value of evaluation figures, e.g. starts_with_tonic=0.288 (names as in run.json's
+    evaluations: Table 1 statistics, the metrics of `notetune evaluate`, music_reward, reward_<name>)."""
     max_stats: dict[str, float] = field(default_factory=dict)
     """Selection targets: largest value of evaluation statistics, e.g. not_in_key=0.01."""
     stop_on_collapse: bool = True
-    """Stop the run when the evaluation batch collapses (under 50% distinct melodies or distinct-4grams)."""
+    """Stop the run when the evaluation batch collapses (see collapse_distinct_melodies and
+    collapse_distinct_4gram_ratio)."""
+    collapse_distinct_melodies: float = 0.5
+    """Collapse: under this share of distinct compositions."""
+    collapse_distinct_4gram_ratio: float = 0.5
+    """Collapse: distinct-4gram share under this fraction of the untuned model's."""
     stop_on_alarm: bool = False
     """Stop the run when a reward-hacking alarm fires."""
     alarm_kl: float = 8.0
     """Alarm: KL(π‖prior) per composition above this (nats)."""
     alarm_log_prior_drop: float = 0.5
-    """Alarm: mean log p_prior per note this far below the untuned model (nats)."""
+    """Alarm: mean log p_prior per token this far below the untuned model (nats)."""
     alarm_distinct_4gram_ratio: float = 0.8
     """Alarm: distinct-4gram share below this fraction of the untuned model's."""
     alarm_hold_ratio: float = 0.6

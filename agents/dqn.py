@@ -210,7 +210,7 @@ def build_q_learner(config: Any, prior: NoteRNN, rewards: RewardSet) -> RLTunerD
         gamma=config.gamma,
         train_freq=config.train_freq,
         gradient_steps=1,
-        target_update_interval=max(config.train_freq, config.num_envs),
+        target_update_interval=config.target_update_interval or max(config.train_freq, config.num_envs),
         exploration_fraction=config.exploration_fraction,
         exploration_initial_eps=1.0,
         exploration_final_eps=config.exploration_final_eps,

@@ -16,27 +16,29 @@ class KLController:
     collapse, with β at 0.001). Holding β while the KL is still on its way removes that windup.
     """
 
-    beta: float = 5.0
-    """Current KL coefficient."""
-    target: float | None = 4.0
+    beta: float
+    """Current KL coefficient (TuneConfig.kl_coef owns the default)."""
+    target: float | None
     """Target KL(π‖prior) per composition in nats; None keeps β fixed."""
-    horizon: float = 1280.0
-    """Melodies over which β may move by the clipped proportional error (and over which KL is averaged)."""
+    horizon: float
+    """Compositions over which β may move by the clipped proportional error (and over which KL is averaged)."""
     min_beta: float = 1e-3
+    """Smallest β (TuneConfig.kl_min_beta)."""
     max_beta: float = 1e3
+    """Largest β (TuneConfig.kl_max_beta)."""
     kl_average: float | None = None
     """Running mean of the measured KL per composition."""
 
-    def update(self, kl_per_melody: float, melodies: int) -> float:
+    def update(self, kl_per_composition: float, melodies: int) -> float:
         if self.target is not None and self.target > 0:
-            error = min(max(kl_per_melody / self.target - 1.0, -0.2), 0.2)
-            rising = self.kl_average is None or kl_per_melody > self.kl_average
+            error = min(max(kl_per_composition / self.target - 1.0, -0.2), 0.2)
+            rising = self.kl_average is None or kl_per_composition > self.kl_average
             if error > 0 or not rising:
                 self.beta *= 1.0 + error * melodies / self.horizon
                 self.beta = min(max(self.beta, self.min_beta), self.max_beta)
         rate = min(melodies / self.horizon, 1.0)
-        previous = kl_per_melody if self.kl_average is None else self.kl_average
-        self.kl_average = previous + rate * (kl_per_melody - previous)
+        previous = kl_per_composition if self.kl_average is None else self.kl_average
+        self.kl_average = previous + rate * (kl_per_composition - previous)
         return self.beta
 
     def state_dict(self) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from notetune.pretrained.model import NoteRNN, State
+from notetune.pretrained.sampling import history_prefix
 from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 
@@ -54,7 +55,7 @@ class MelodyPolicy(BasePolicy):
         nn.init.zeros_(self.value_out.bias)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
         # Plain tensors, not buffers: they come from the run's config, so checkpoints stay weights only.
-        self.primer = torch.as_tensor(np.asarray(primer, dtype=np.int64)) if primer is not None else None
+        self.primer_tokens = None if primer is None else np.asarray(primer, dtype=np.int64)
         self.allowed = torch.as_tensor(np.asarray(allowed, dtype=bool)) if allowed is not None else None
         if self.allowed is not None and self.allowed.shape != (self.length, self.actor.num_actions):
             raise ValueError(
@@ -68,10 +69,7 @@ class MelodyPolicy(BasePolicy):
 
     def history_prefix(self, batch_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """(B, 1 + P) ids read before the first action: the start token, then the primer."""
-        prefix = torch.full((batch_size, 1), self.start_token, dtype=torch.long, device=device)
-        if self.primer is None:
-            return prefix
-        return torch.cat([prefix, self.primer.to(device).expand(batch_size, -1)], dim=1)
+        return history_prefix(self.actor, batch_size, self.primer_tokens, device)
 
     @torch.no_grad()
     def warm_state(self, batch_size: int) -> tuple[torch.Tensor, State]:

@@ -82,6 +82,7 @@ class MelodyPPO(OnPolicyAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: str = "cpu",
+        policy_kwargs: dict[str, Any] | None = None,
         _init_setup_model: bool = True,
     ) -> None:
         if kl_mode not in ("full", "none"):
@@ -100,7 +101,7 @@ class MelodyPPO(OnPolicyAlgorithm):
             sde_sample_freq=-1,
             tensorboard_log=tensorboard_log,
             # The policy reads the same primer and constraints as the environment's prior.
-            policy_kwargs={"prior": prior, "primer": env.primer, "allowed": env.allowed},
+            policy_kwargs={"prior": prior, "primer": env.primer, "allowed": env.allowed, **(policy_kwargs or {})},
             verbose=verbose,
             seed=seed,
             device=device,
@@ -111,7 +112,7 @@ class MelodyPPO(OnPolicyAlgorithm):
         self.batch_size = batch_size
         self.clip_range_value = clip_range
         self.kl_mode = kl_mode
-        self.kl_controller = kl_controller or KLController()
+        self.kl_controller = kl_controller or KLController(beta=0.0, target=None, horizon=1.0)
         self.target_kl = target_kl
         self.normalize_advantage = normalize_advantage
         self.generator = torch.Generator()
@@ -166,14 +167,14 @@ class MelodyPPO(OnPolicyAlgorithm):
         rollout.rewards = rollout.env_rewards - (beta * kl if self.kl_mode == "full" else 0.0)
         rollout.compute_returns(self.gamma, self.gae_lambda)
         self.rollout = rollout
-        kl_per_melody = float(kl.sum(1).mean())
-        self.kl_controller.update(kl_per_melody, num_envs)
+        kl_per_composition = float(kl.sum(1).mean())
+        self.kl_controller.update(kl_per_composition, num_envs)
         stats = {
-            "rollout/kl_per_melody": kl_per_melody,
+            "rollout/kl_per_composition": kl_per_composition,
             "rollout/beta": beta,
-            "rollout/log_prior_per_note": float(rollout.log_prior.mean()),
-            "rollout/env_reward_per_melody": float(rollout.env_rewards.sum(1).mean()),
-            "rollout/total_reward_per_melody": float(rollout.rewards.sum(1).mean()),
+            "rollout/log_prior_per_token": float(rollout.log_prior.mean()),
+            "rollout/env_reward_per_composition": float(rollout.env_rewards.sum(1).mean()),
+            "rollout/total_reward_per_composition": float(rollout.rewards.sum(1).mean()),
             "rollout/hold_share": float((rollout.tokens == 1).float().mean()),
             "rollout/rest_share": float((rollout.tokens == 0).float().mean()),
         }
@@ -256,6 +257,13 @@ class MelodyPPO(OnPolicyAlgorithm):
         self.num_timesteps = int(state["num_timesteps"])
         self._n_updates = int(state["n_updates"])
         self.kl_controller.load_state_dict(state["kl_controller"])
+
+    def get_buffers(self) -> dict[str, torch.Tensor]:
+        """On-policy: nothing outside the policy survives a rollout."""
+        return {}
+
+    def set_buffers(self, tensors: dict[str, torch.Tensor]) -> None:
+        pass
 
 
 class MelodyA2C(MelodyPPO):

@@ -23,24 +23,39 @@ from notetune.pretrained.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from notetune.pretrained.constraints import ConstraintError, control_inputs
+from notetune.pretrained.constraints import control_inputs
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.model import NoteRNN
-from notetune.pretrained.sampling import sample_tokens
+from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.transpose import PRIOR_KEY, transpose_to_key
+from notetune.pretrained.vocab import HOLD, REST
+from notetune.rewards.evaluation import music_reward_per_composition
 from notetune.rewards.keys import Key
+from notetune.rewards.metrics import NoteNgramIndex
 from notetune.rewards.reward_set import RewardSet
+from stable_baselines3.common.callbacks import CallbackList
 
-from .callbacks import TuneCallback
+from .alarms import AlarmCheck
+from .callbacks import (
+    CheckpointCallback,
+    EvaluationCallback,
+    ProgressBarCallback,
+    RunClock,
+    StoppingCallback,
+    StopTrainingOnTimeBudget,
+)
+from .checkpoints import Resumable, TrainingState, load_latest_checkpoint, save_training_checkpoint
 from .config import ALGORITHMS, TuneConfig
+from .evaluation import evaluate_policy
 from .kl import KLController
-from .watch import SelectionRule, Watcher, music_reward_per_melody
+from .selection import CollapseRule, SelectionRule, Watcher
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 
 
-class TuneError(ValueError):
+class TuneError(UserInputError):
     """A tuning run cannot start (bad config, missing files, mismatched checkpoint)."""
 
 
@@ -60,20 +75,12 @@ class TuneRun:
                 "or choose another --out"
             )
         torch.set_num_threads(config.threads)
-        try:
-            self.key = Key.parse(config.key)
-        except ValueError as error:
-            raise TuneError(str(error)) from error
+        self.key = Key.parse(config.key)
         self.prior_dir = find_checkpoint(config.prior)
         self.prior, self.prior_config = load_checkpoint(self.prior_dir)
         # The prior writes in the key its checkpoint records (C major / A minor if none): shift it to the run's.
         self.prior = transpose_to_key(self.prior, Key.parse(self.prior_config.get("key") or PRIOR_KEY), self.key)
-        try:
-            self.primer, self.allowed = control_inputs(
-                config.primer, config.constraint, config.length, self.prior.vocab
-            )
-        except ConstraintError as error:
-            raise TuneError(str(error)) from error
+        self.primer, self.allowed = control_inputs(config.primer, config.constraint, config.length, self.prior.vocab)
         if (self.primer is not None or self.allowed is not None) and config.algo not in ("ppo", "a2c"):
             raise TuneError(
                 f"--primer and --constraint need --algo ppo or a2c (their policy reads the primer and "
@@ -87,19 +94,22 @@ class TuneRun:
                 f"{self.prior_dir} uses {self.prior.vocab}"
             )
         self.rewards = self.build_rewards()
-        self.eval_rewards = self.build_rewards()
         self.check_rewards()
-        # The selection bounds are TuneConfig fields of the same names.
-        rule = SelectionRule(**{f.name: getattr(config, f.name) for f in fields(SelectionRule)})
+        rule = SelectionRule.from_config(config)
         try:
             rule.check_names(list(self.rewards.weights))
         except ValueError as error:
             raise TuneError(str(error)) from None
-        self.watcher = Watcher(rule, patience=config.patience, stop_on_collapse=config.stop_on_collapse)
-        self.elapsed_before = 0.0
+        self.watcher = Watcher(
+            rule, CollapseRule.from_config(config), patience=config.patience, stop_on_collapse=config.stop_on_collapse
+        )
+        self.clock = RunClock()
         self.alarms: list[dict[str, Any]] = []
-        self.corpus_rates = corpus_rates(self.corpus) if self.corpus is not None else None
-        self.algorithm = self.build_algorithm()
+        self.corpus_index = (
+            NoteNgramIndex.from_flat(self.corpus.tokens, self.corpus.offsets) if self.corpus is not None else None
+        )
+        self.corpus_rates = corpus_rates(self.corpus, config.length) if self.corpus is not None else None
+        self.algorithm: Resumable = self.build_algorithm()
         self.resumed_from: str | None = None
 
     # -------------------------------------------------------------------------------- building
@@ -114,12 +124,14 @@ class TuneRun:
         )
 
     def check_rewards(self) -> None:
-        """Score a few of the prior's compositions with a throw-away reward set, so a plugin that raises or
-        returns NaN fails here, before the run directory exists."""
+        """Score a few of the prior's compositions with a throw-away reward set (with the prior's log-probabilities,
+        as the environment passes them), so a plugin that raises or returns NaN fails here, before the run
+        directory exists."""
         tokens = sample_tokens(
             self.prior, 8, self.config.length, seed=self.config.seed, primer=self.primer, allowed=self.allowed
         )
-        music_reward_per_melody(self.build_rewards(), tokens)
+        log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed)
+        music_reward_per_composition(self.build_rewards(), tokens, log_prior)
 
     def build_algorithm(self):
         config = self.config
@@ -135,7 +147,9 @@ class TuneRun:
                 primer=self.primer,
                 allowed=self.allowed,
             )
-            kl = KLController(config.kl_coef, config.kl_target or None, config.kl_horizon)
+            kl = KLController(
+                config.kl_coef, config.kl_target or None, config.kl_horizon, config.kl_min_beta, config.kl_max_beta
+            )
             common = dict(
                 learning_rate=config.learning_rate,
                 gamma=config.gamma,
@@ -146,6 +160,7 @@ class TuneRun:
                 kl_mode="none" if config.kl_mode == "rl_tuner" else "full",
                 kl_controller=kl,
                 seed=config.seed,
+                policy_kwargs={"value_hidden": config.value_hidden},
             )
             if config.algo == "ppo":
                 return MelodyPPO(
@@ -166,7 +181,89 @@ class TuneRun:
         """The policy as a stand-alone sampling model (what would be exported now)."""
         return self.algorithm.policy.export_actor()
 
+    def evaluate(self, num: int, seed_offset: int) -> dict[str, float]:
+        """Figures of ``num`` compositions of the current policy, seed = run seed + ``seed_offset``. A fresh
+        reward set scores them, so an evaluation never changes the state of the set that trains."""
+        evaluation = evaluate_policy(
+            self.current_model(),
+            self.prior,
+            num=num,
+            length=self.config.length,
+            seed=self.config.seed + seed_offset,
+            key=self.key,
+            primer=self.primer,
+            allowed=self.allowed,
+            rewards=self.build_rewards(),
+            corpus_index=self.corpus_index,
+            resamples=self.config.eval_resamples,
+        )
+        figures = evaluation.figures()
+        for name, metric in evaluation.metrics.items():  # 95% intervals travel with the figures into run.json
+            figures[f"{name}_ci95"] = [metric.low, metric.high]
+        return figures
+
+    def save_best(self, step: int, figures: dict[str, Any]) -> None:
+        save_checkpoint(self.current_model(), self.out / "best", extra=self.checkpoint_extra(step, figures))
+
+    def training_state(self) -> TrainingState:
+        algorithm = self.algorithm
+        return TrainingState(
+            algorithm=algorithm.get_state(),
+            watcher=self.watcher.state_dict(),
+            elapsed_seconds=self.clock.elapsed(),
+            alarms=self.alarms,
+            generator=algorithm.generator.get_state().tolist(),
+            buffers=algorithm.get_buffers(),
+        )
+
+    def save_training_checkpoint(self) -> None:
+        algorithm = self.algorithm
+        save_training_checkpoint(
+            self.out / "checkpoints",
+            algorithm.num_timesteps,
+            algorithm.policy,
+            algorithm.policy.optimizer,
+            self.training_state(),
+        )
+
+    def restore(self, state: TrainingState) -> None:
+        """Continue from a training checkpoint (weights and optimizer are restored by the loader)."""
+        self.algorithm.set_state(state.algorithm)
+        self.algorithm.set_buffers(state.buffers)
+        self.watcher.load_state_dict(state.watcher)
+        self.clock = RunClock(elapsed_before=state.elapsed_seconds)
+        self.alarms = list(state.alarms)
+        if state.generator:
+            self.algorithm.generator.set_state(torch.tensor(state.generator, dtype=torch.uint8))
+        self.resumed_from = state.path
+
     # ------------------------------------------------------------------------------------ train
+    def callbacks(self) -> tuple[list[StoppingCallback], ProgressBarCallback | None, CallbackList]:
+        """The run's callbacks, one job each: evaluate and select, checkpoint, cap the time, show progress."""
+        config = self.config
+
+        def rollout_stats() -> dict[str, float]:
+            return getattr(self.algorithm, "last_rollout_stats", {})
+
+        progress = ProgressBarCallback(config.steps, config.algo, rollout_stats) if config.progress else None
+        alarms = AlarmCheck(config, self.rewards.weights, self.corpus_rates, rollout_stats, self.alarms)
+        evaluation = EvaluationCallback(
+            self.evaluate,
+            self.watcher,
+            every=config.eval_every,
+            eval_size=config.eval_size,
+            eval_seed=config.eval_seed,
+            confirm_size=config.confirm_size,
+            confirm_seed=config.confirm_seed,
+            save_best=self.save_best,
+            after_evaluation=[alarms],
+            print_line=progress.print_line if progress is not None else logger.info,
+        )
+        stopping = [evaluation, StopTrainingOnTimeBudget(config.max_minutes, self.clock)]
+        checkpoint = CheckpointCallback(self.save_training_checkpoint, config.checkpoint_every)
+        listed = [*([progress] if progress else []), *stopping, checkpoint]
+        return stopping, progress, CallbackList(listed)
+
     def run(self) -> dict[str, Any]:
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
@@ -177,19 +274,31 @@ class TuneRun:
 
         self.algorithm.set_logger(configure(str(self.out / "tensorboard"), ["tensorboard"]))
         remaining = config.steps - self.algorithm.num_timesteps
-        callback = TuneCallback(self)
-        started = time.monotonic()
-        if remaining > 0:
-            self.algorithm.learn(
-                total_timesteps=remaining,
-                callback=callback,
-                reset_num_timesteps=self.algorithm.num_timesteps == 0,
-                log_interval=1,
-            )
-        callback.finish()
-        return self.finish(callback, time.monotonic() - started)
+        stopping, progress, callbacks = self.callbacks()
+        evaluation = stopping[0]
+        session_start, started = self.algorithm.num_timesteps, time.monotonic()
+        try:
+            if remaining > 0:
+                self.algorithm.learn(
+                    total_timesteps=remaining,
+                    callback=callbacks,
+                    reset_num_timesteps=self.algorithm.num_timesteps == 0,
+                    log_interval=1,
+                )
+            else:
+                callbacks.init_callback(self.algorithm)
+            if evaluation.evaluated_last_at() != self.algorithm.num_timesteps:
+                evaluation.evaluate()  # the final policy, so a finished run also resumes as finished
+            self.save_training_checkpoint()
+        finally:
+            if progress is not None:
+                progress.close()
+        stop_reason = next((c.stop_reason for c in stopping if c.stop_reason), None)
+        seconds = time.monotonic() - started
+        steps_per_second = (self.algorithm.num_timesteps - session_start) / max(seconds, 1e-9)
+        return self.finish(stop_reason, seconds, steps_per_second)
 
-    def finish(self, callback: TuneCallback, seconds: float) -> dict[str, Any]:
+    def finish(self, stop_reason: str | None, seconds: float, steps_per_second: float) -> dict[str, Any]:
         best = self.watcher.best
         if best is None and self.watcher.history:
             # Nothing met every bound: export the final policy, described by its (final) evaluation.
@@ -225,7 +334,7 @@ class TuneRun:
             why = "no evaluation met every bound; exported the final policy" + (
                 " (its evaluation: " + "; ".join(best["violations"]) + ")" if best else ""
             )
-        total_seconds = self.elapsed_before + seconds
+        total_seconds = self.clock.elapsed_before + seconds
         record = {
             "config": asdict(self.config),
             "git_commit": _git_commit(),
@@ -235,13 +344,18 @@ class TuneRun:
             "corpus": {"path": str(self.corpus_path), "sha256": self.corpus.sha256 if self.corpus else None},
             "steps": self.algorithm.num_timesteps,
             "seconds": round(total_seconds, 1),
-            "steps_per_second": round(callback.steps_this_session / max(seconds, 1e-9), 1),
-            "stop_reason": callback.stop_reason or "completed the configured steps",
+            "steps_per_second": round(steps_per_second, 1),
+            "stop_reason": stop_reason or "completed the configured steps",
+            "budget": {
+                "steps": self.config.steps,
+                "max_minutes": self.config.max_minutes,
+                "cut_short_by_time_cap": bool(stop_reason and stop_reason.startswith("time cap")),
+            },
             "resumed_from": self.resumed_from,
             "chosen": {"step": best["step"] if best else None, "why": why, "path": str(export_dir)},
             "untuned": self.watcher.baseline,
             "final_metrics": best["stats"] if best else None,
-            "alarms": callback.alarms,
+            "alarms": self.alarms,
             "evaluations": self.watcher.history,
         }
         tmp = self.out / "run.json.tmp"
@@ -272,38 +386,29 @@ class TuneRun:
 
 def load_run(directory: str | Path) -> TuneRun:
     """Rebuild a run from its directory and restore its newest valid checkpoint."""
-    from .checkpoints import load_latest_checkpoint
-
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise TuneError(f"{directory} is not a tuning run ({CONFIG_FILE} not found)")
     data = json.loads(config_path.read_text())
-    config = TuneConfig(**data)
+    known = {f.name for f in fields(TuneConfig)}
+    config = TuneConfig(**{k: v for k, v in data.items() if k in known})
     config.out = str(directory)
     run = TuneRun(config, resume=True)
     state = load_latest_checkpoint(directory / "checkpoints", run.algorithm.policy, run.algorithm.policy.optimizer)
     if state is None:
         logger.warning("no usable checkpoint in %s; starting from the prior", directory)
         return run
-    run.algorithm.set_state(state["algorithm"])
-    if state["buffers"] and hasattr(run.algorithm, "set_buffers"):
-        run.algorithm.set_buffers(state["buffers"])
-    run.watcher.load_state_dict(state["watcher"])
-    run.elapsed_before = float(state.get("elapsed_seconds", 0.0))
-    run.alarms = list(state.get("alarms") or [])
-    if "generator" in state:
-        run.algorithm.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
-    run.resumed_from = state["path"]
+    run.restore(state)
     logger.info("resuming %s from step %d", directory, run.algorithm.num_timesteps)
     return run
 
 
-def corpus_rates(corpus) -> dict[str, float]:
-    """Hold and rest shares of the corpus's opening two bars (the alarms' reference): compositions start
-    where melodies start, and openings rest less than whole tunes do (0.6% against 1.0%)."""
-    windows = corpus.windows(32, from_start_only=True)
-    return {"hold_share": float((windows == 1).mean()), "rest_share": float((windows == 0).mean())}
+def corpus_rates(corpus, length: int) -> dict[str, float]:
+    """Hold and rest shares of the corpus's openings of ``length`` steps (the alarms' reference): compositions
+    start where melodies start, and openings rest less than whole tunes do (0.6% against 1.0% at 32 steps)."""
+    windows = corpus.windows(length, from_start_only=True)
+    return {"hold_share": float((windows == HOLD).mean()), "rest_share": float((windows == REST).mean())}
 
 
 def _git_commit() -> str | None:

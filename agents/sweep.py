@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from notetune.pretrained.errors import UserInputError
+
 from .config import TuneConfig
 from .run import CONFIG_FILE, TuneRun, load_run
 
@@ -30,8 +32,8 @@ RAY_DIR = "ray"
 INSTALL_HINT = "pip install -e '.[sweep]'"
 HEADLINE_METRICS = (
     "music_reward",
-    "log_prior_per_note",
-    "kl_per_melody",
+    "log_prior_per_token",
+    "kl_per_composition",
     "starts_with_tonic",
     "leaps_resolved",
     "not_in_key",
@@ -42,12 +44,12 @@ HEADLINE_METRICS = (
     "rest_share",
 )
 """Final-evaluation figures every summary row carries: the trade-off, then Table 1 and collapse checks."""
-PARETO_X, PARETO_Y = "log_prior_per_note", "music_reward"
+PARETO_X, PARETO_Y = "log_prior_per_token", "music_reward"
 """The Pareto plot: stay close to the prior (x, higher is closer) against music-theory reward (y)."""
 STATUSES = ("finished", "failed", "interrupted", "pending")
 
 
-class SweepError(ValueError):
+class SweepError(UserInputError):
     """A sweep cannot start (bad sweep file, or a trial directory that holds a different run)."""
 
 

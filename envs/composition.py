@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from notetune.pretrained.sampling import mask_log_probs
 from notetune.rewards.reward_set import RewardSet
 
 from .prior import PriorScorer, StepModel
@@ -81,9 +83,7 @@ class CompositionBatch:
         """The prior renormalised over the tokens allowed at the current step (−inf elsewhere)."""
         if self.allowed is None or self.t >= self.length:
             return log_probs
-        masked = np.where(self.allowed[self.t], log_probs, -np.inf)
-        peak = masked.max(axis=1, keepdims=True)
-        return masked - (peak + np.log(np.exp(masked - peak).sum(axis=1, keepdims=True)))
+        return mask_log_probs(torch.from_numpy(log_probs), torch.from_numpy(self.allowed[self.t])).numpy()
 
     def action_mask(self) -> np.ndarray:
         """(B, V) bool: the actions allowed at the current step (all True without constraints)."""

@@ -6,6 +6,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from notetune.pretrained.sampling import warm_start
 
 
 class StepModel(Protocol):
@@ -28,20 +29,21 @@ class PriorScorer:
         if hasattr(model, "eval"):
             model.eval()
         self.state: object = None
+        parameters = list(getattr(model, "parameters", lambda: [])())
+        self.log_probs_device = parameters[0].device if parameters else torch.device("cpu")
         self.log_probs: np.ndarray = np.zeros((0, model.num_actions))
 
     @torch.no_grad()
     def start(self, batch_size: int, primer: np.ndarray | None = None) -> np.ndarray:
         """Log-probabilities (B, V) of the first token; ``primer`` tokens warm the state first."""
-        log_probs, self.state = self.model.start(batch_size)
-        for token in primer if primer is not None else ():
-            log_probs, self.state = self.model.step(torch.full((batch_size,), int(token)), self.state)
-        self.log_probs = log_probs.double().numpy()
+        log_probs, self.state = warm_start(self.model, batch_size, primer)
+        self.log_probs = log_probs.double().cpu().numpy()
         return self.log_probs
 
     @torch.no_grad()
     def step(self, actions: np.ndarray) -> np.ndarray:
         """Feed the chosen actions (B,) and return the next log-probabilities (B, V)."""
-        log_probs, self.state = self.model.step(torch.as_tensor(actions, dtype=torch.long), self.state)
-        self.log_probs = log_probs.double().numpy()
+        device = self.log_probs_device
+        log_probs, self.state = self.model.step(torch.as_tensor(actions, dtype=torch.long, device=device), self.state)
+        self.log_probs = log_probs.double().cpu().numpy()
         return self.log_probs

@@ -13,6 +13,7 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .errors import UserInputError
 from .model import NoteRNN, NoteRNNConfig, PriorProduct
 from .vocab import Vocabulary
 
@@ -23,7 +24,7 @@ CONFIG = "config.json"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserInputError):
     """A checkpoint is missing, corrupt, pickled, or does not fit what it is used for."""
 
 

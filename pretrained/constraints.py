@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserInputError
 from .vocab import NO_EVENT, NOTE_OFF, NUM_SPECIAL, Vocabulary
 
 _PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -33,7 +34,7 @@ REST_WORDS = ("r", "rest", "-")
 RHYTHM_SYMBOLS = "xX._"
 
 
-class ConstraintError(ValueError):
+class ConstraintError(UserInputError):
     """A constraint or primer cannot be read, does not fit the vocabulary, or contradicts another."""
 
 

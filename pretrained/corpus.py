@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .encoding import NoteEvent, canonicalize, notes_to_tokens
+from .errors import UserInputError
 from .vocab import DEFAULT_VOCABULARY, Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ MIN_STEPS = 32
 MAX_STEPS = 65_536  # 68 minutes at 120 bpm; longer is a broken file, not a melody
 
 
-class CorpusError(RuntimeError):
+class CorpusError(UserInputError):
     """The corpus cannot be built or read."""
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .encoding import tokens_to_pretty_midi, write_midi, write_musicxml
+from .errors import UserInputError
 from .vocab import DEFAULT_VOCABULARY, Vocabulary
 
 FORMATS = ("midi", "musicxml", "wav")
@@ -124,19 +125,23 @@ def load_samples(path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY, lengt
         # `notetune sample` writes both; the npz keeps the exact token spelling, MIDI only the sound.
         path = path / "samples.npz"
     if path.is_file() and path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise UserInputError(f"{path} is not a readable .npz file ({error}); give a samples.npz") from error
+        with data:
             if "tokens" not in data:
-                raise ValueError(f"{path} has no array 'tokens' (found {', '.join(data.files)})")
+                raise UserInputError(f"{path} has no array 'tokens' (found {', '.join(data.files)})")
             tokens = np.asarray(data["tokens"], dtype=np.int64)
         if tokens.ndim != 2:
-            raise ValueError(f"{path}: 'tokens' must be a 2-D array (melodies × steps), got shape {tokens.shape}")
+            raise UserInputError(f"{path}: 'tokens' must be a 2-D array (melodies × steps), got shape {tokens.shape}")
         if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab.size):
-            raise ValueError(f"{path}: tokens outside the vocabulary 0..{vocab.size - 1}")
+            raise UserInputError(f"{path}: tokens outside the vocabulary 0..{vocab.size - 1}")
         return tokens if length is None else tokens[:, :length]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
         if not files:
-            raise FileNotFoundError(f"{path} holds no samples.npz and no MIDI files")
+            raise UserInputError(f"{path} holds no samples.npz and no MIDI files")
         length = length or 32
         rows = []
         for f in files:
@@ -147,6 +152,6 @@ def load_samples(path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY, lengt
 
                 logging.getLogger(__name__).warning("skipped %s: %s", f, error)
         if not rows:
-            raise ValueError(f"none of the {len(files)} MIDI files in {path} could be read")
+            raise UserInputError(f"none of the {len(files)} MIDI files in {path} could be read")
         return np.stack(rows)
-    raise FileNotFoundError(f"{path}: expected a samples.npz file or a folder of MIDI files")
+    raise UserInputError(f"{path}: expected a samples.npz file or a folder of MIDI files")

@@ -1,11 +1,51 @@
-"""Batched sampling from a Note RNN (or any model with the same step interface)."""
+"""Batched sampling and scoring with a Note RNN (or any model with the same step interface).
+
+The three pieces every conditioned use of a model shares live here once: the history read before the first
+action (:func:`history_prefix`: start token, then the primer), the state after it (:func:`warm_start`), and the
+model's distribution renormalised over the allowed tokens (:func:`mask_log_probs`). Sampling, scoring, the
+environment's prior and the policy all call them.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from .errors import UserInputError
 from .model import NoteRNN
+
+
+def history_prefix(
+    model: NoteRNN, batch_size: int, primer: np.ndarray | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """(B, 1 + P) ids read before the first action: the start token, then the primer's tokens."""
+    prefix = [model.start_token, *(int(t) for t in (primer if primer is not None else ()))]
+    return torch.tensor(prefix, dtype=torch.long, device=device).expand(batch_size, -1)
+
+
+def warm_start(model: NoteRNN, batch_size: int, primer: np.ndarray | None = None) -> tuple[torch.Tensor, object]:
+    """Log-probabilities (B, V) of the first action and the state after the start token and the primer."""
+    log_probs, state = model.start(batch_size)
+    device = log_probs.device
+    for token in primer if primer is not None else ():
+        log_probs, state = model.step(torch.full((batch_size,), int(token), dtype=torch.long, device=device), state)
+    return log_probs, state
+
+
+def mask_log_probs(log_probs: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """``log_probs`` (..., V) renormalised over the ``allowed`` (..., V) tokens (−inf elsewhere); as is without."""
+    if allowed is None:
+        return log_probs
+    return torch.log_softmax(log_probs.masked_fill(~allowed.to(log_probs.device), float("-inf")), dim=-1)
+
+
+def _check_allowed(allowed: np.ndarray | None) -> torch.Tensor | None:
+    if allowed is None:
+        return None
+    if not allowed.any(axis=-1).all():
+        bad = int(np.flatnonzero(~allowed.any(axis=-1))[0])
+        raise UserInputError(f"constraints leave no allowed token at step {bad}; loosen the --constraint at that step")
+    return torch.from_numpy(np.asarray(allowed, dtype=bool))
 
 
 @torch.no_grad()
@@ -29,73 +69,48 @@ def sample_tokens(
     actions at each step (renormalising the model's distribution over what is allowed).
     """
     if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    if allowed is not None and not allowed.any(axis=-1).all():
-        bad = int(np.flatnonzero(~allowed.any(axis=-1))[0])
-        raise ValueError(f"constraints leave no allowed token at step {bad}")
+        raise UserInputError(f"temperature must be positive, got {temperature} (e.g. --temperature 1.0)")
+    mask = _check_allowed(allowed)
     generator = torch.Generator().manual_seed(seed)
-    mask = None if allowed is None else torch.from_numpy(np.asarray(allowed, dtype=bool))
     out = np.empty((num, length), dtype=np.int64)
     out_log_probs = np.empty((num, length), dtype=np.float64) if return_log_probs else None
     for begin in range(0, num, batch_size):
         size = min(batch_size, num - begin)
-        log_probs, state = model.start(size)
-        if primer is not None and len(primer):
-            for token in primer:
-                log_probs, state = model.step(torch.full((size,), int(token), dtype=torch.long), state)
+        log_probs, state = warm_start(model, size, primer)
         for t in range(length):
-            logits = log_probs / temperature
-            if mask is not None:
-                logits = logits.masked_fill(~mask[t], float("-inf"))
-            action = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
+            log_probs = mask_log_probs(log_probs, None if mask is None else mask[t])
+            probs = torch.softmax(log_probs / temperature, dim=-1).cpu()
+            action = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             out[begin : begin + size, t] = action.numpy()
             if out_log_probs is not None:
-                scores = (
-                    log_probs
-                    if mask is None
-                    else torch.log_softmax(log_probs.masked_fill(~mask[t], float("-inf")), dim=-1)
-                )
-                out_log_probs[begin : begin + size, t] = scores.gather(1, action[:, None])[:, 0].numpy()
+                chosen = log_probs.gather(1, action[:, None].to(log_probs.device))[:, 0]
+                out_log_probs[begin : begin + size, t] = chosen.double().cpu().numpy()
             if t + 1 < length:
-                log_probs, state = model.step(action, state)
+                log_probs, state = model.step(action.to(log_probs.device), state)
     return (out, out_log_probs) if out_log_probs is not None else out
 
 
 @torch.no_grad()
-def log_prior_per_step(
+def token_log_probs(
     model: NoteRNN,
     tokens: np.ndarray,
-    batch_size: int = 8192,
     *,
     primer: np.ndarray | None = None,
     allowed: np.ndarray | None = None,
+    temperature: float = 1.0,
+    batch_size: int = 8192,
 ) -> np.ndarray:
-    """log p_model(token_t | history) for each position of (N, T) melodies.
-
-    With ``primer`` the history starts with the primer tokens; with ``allowed`` (T, V) the model's
-    distribution is renormalised over the allowed tokens at each step, as :func:`sample_tokens` does.
-    """
-    if primer is None and allowed is None:
-        rows = []
-        for begin in range(0, len(tokens), batch_size):
-            chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
-            rows.append(model.sequence_log_probs(chunk).numpy())
-        return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
-    return _conditioned_log_probs(model, tokens, batch_size, primer, allowed)
-
-
-def _conditioned_log_probs(
-    model: NoteRNN, tokens: np.ndarray, batch_size: int, primer: np.ndarray | None, allowed: np.ndarray | None
-) -> np.ndarray:
-    prefix = [model.start_token, *(int(t) for t in (primer if primer is not None else ()))]
+    """(N, T) log p_model(token_t | history) of melodies, conditioned and masked exactly as :func:`sample_tokens`
+    samples them: the history starts with the primer, ``allowed`` (T, V) renormalises each step's distribution,
+    and ``temperature`` divides the logits (the sampler's own distribution at that temperature)."""
     mask = None if allowed is None else torch.from_numpy(np.asarray(allowed, dtype=bool))
+    device = next(iter(model.parameters())).device if hasattr(model, "parameters") else "cpu"
     rows = []
     for begin in range(0, len(tokens), batch_size):
-        chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
-        history = torch.tensor(prefix, dtype=torch.long).expand(len(chunk), -1)
-        logits, _ = model(torch.cat([history, chunk[:, :-1]], dim=1))
-        logits = logits[:, len(prefix) - 1 :]
-        if mask is not None:
-            logits = logits.masked_fill(~mask[: chunk.shape[1]], float("-inf"))
-        rows.append(torch.log_softmax(logits, dim=-1).gather(-1, chunk.unsqueeze(-1)).squeeze(-1).numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
+        chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64)).to(device)
+        prefix = history_prefix(model, len(chunk), primer, device)
+        logits, _ = model(torch.cat([prefix, chunk[:, :-1]], dim=1))
+        log_probs = torch.log_softmax(logits[:, prefix.shape[1] - 1 :] / temperature, dim=-1)
+        log_probs = mask_log_probs(log_probs, None if mask is None else mask[: chunk.shape[1]])
+        rows.append(log_probs.gather(-1, chunk.unsqueeze(-1)).squeeze(-1).double().cpu().numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, np.shape(tokens)[1]))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 
 from .keys import Key
@@ -29,7 +30,7 @@ class RewardError(RuntimeError):
     """A reward raised, or returned something other than B finite floats; the message names the reward."""
 
 
-class UnknownRewardError(ValueError):
+class UnknownRewardError(UserInputError):
     """A reward or reward-set name that is neither registered, a dotted path, nor an entry point."""
 
 
@@ -67,7 +68,8 @@ class StepBatch:
     state: dict[str, Any] = field(default_factory=dict)
     """This reward's scratch space for the current episodes; emptied by ``RewardSet.reset``."""
     prior_log_probs: np.ndarray | None = None
-    """(B, V) float: the prior's log-probabilities at this step, when the environment supplies them."""
+    """(B, V) float: the prior's log-probabilities at this step, when the environment supplies them — or (B,), the
+    log-probability of the action alone, when an evaluation scores finished compositions."""
 
     @property
     def batch_size(self) -> int:
@@ -77,6 +79,15 @@ class StepBatch:
     def action(self) -> np.ndarray:
         """(B,) the token just chosen."""
         return self.tokens[:, self.t]
+
+    @property
+    def action_log_prior(self) -> np.ndarray | None:
+        """(B,) log p_prior of the action just chosen (None when no prior log-probabilities were passed)."""
+        if self.prior_log_probs is None:
+            return None
+        if self.prior_log_probs.ndim == 1:
+            return self.prior_log_probs
+        return self.prior_log_probs[np.arange(self.batch_size), self.action]
 
     @property
     def is_last_step(self) -> bool:

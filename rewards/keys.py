@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import NO_EVENT, NOTE_OFF, NUM_SPECIAL, Vocabulary
 
 Mode = Literal["major", "minor"]
@@ -53,7 +54,7 @@ class Key:
             return text
         match = _KEY_PATTERN.match(str(text))
         if match is None:
-            raise ValueError(
+            raise UserInputError(
                 f"cannot read key {text!r}; write a tonic and a mode, e.g. 'C major', 'F# minor', 'Bb major'"
             )
         letter, accidentals, mode = match.groups()

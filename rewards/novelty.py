@@ -181,9 +181,9 @@ class SurpriseBand:
         self.low, self.high = low, high
 
     def __call__(self, batch: StepBatch) -> np.ndarray:
-        if batch.prior_log_probs is None:
+        if batch.action_log_prior is None:
             raise ValueError(
                 "surprise_band needs the prior's log-probabilities: call RewardSet.step(tokens, t, prior_log_probs=...)"
             )
-        surprisal = -batch.prior_log_probs[np.arange(batch.batch_size), batch.action]
+        surprisal = -batch.action_log_prior
         return ((surprisal >= self.low) & (surprisal <= self.high)).astype(np.float64)

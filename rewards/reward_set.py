@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 
 from .core import (
@@ -58,7 +59,7 @@ def parse_spec(spec: str | SpecItem | Iterable[SpecItem]) -> list[tuple[SpecItem
             try:
                 weight = float(weight_text)
             except ValueError:
-                raise ValueError(
+                raise UserInputError(
                     f"cannot read weight {weight_text!r} in {text!r}; write NAME=WEIGHT, e.g. 'key=3'"
                 ) from None
             items.append((name.strip(), weight))
@@ -123,7 +124,7 @@ class RewardSet:
             else:
                 add(get_reward(item), 1.0 if weight is None else weight)
         if not entries:
-            raise ValueError("the reward spec is empty; name at least one reward or reward set, e.g. 'notetune'")
+            raise UserInputError("the reward spec is empty; name at least one reward or reward set, e.g. 'notetune'")
         reward_set = cls(list(entries.values()), spec_weights, setup)
         reward_set.set_weights(weights or {})
         return reward_set
@@ -156,7 +157,7 @@ class RewardSet:
                 )
             weight = float(weight)
             if not np.isfinite(weight):
-                raise ValueError(f"weight of '{name}' must be finite, got {weight}")
+                raise UserInputError(f"weight of '{name}' must be finite, got {weight}")
             self.weights[name] = weight
 
     def reset(self, batch_size: int) -> None:
@@ -197,10 +198,10 @@ class RewardSet:
             )
         if prior_log_probs is not None:
             prior_log_probs = np.asarray(prior_log_probs)
-            if prior_log_probs.shape != (tokens.shape[0], self.vocab.size):
+            if prior_log_probs.shape not in ((tokens.shape[0], self.vocab.size), (tokens.shape[0],)):
                 raise ValueError(
-                    f"prior_log_probs must be (B, V) = ({tokens.shape[0]}, {self.vocab.size}); "
-                    f"got {prior_log_probs.shape}"
+                    f"prior_log_probs must be (B, V) = ({tokens.shape[0]}, {self.vocab.size}) or the action's "
+                    f"(B,) = ({tokens.shape[0]},); got {prior_log_probs.shape}"
                 )
         setup = self.setup
         terms: dict[str, np.ndarray] = {}

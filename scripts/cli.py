@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from .config import ConfigError
+from notetune.pretrained.errors import UserInputError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, help)
@@ -22,8 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class UserError(RuntimeError):
-    """Bad input from the user: printed as one line, exit code 2."""
+UserError = UserInputError
+"""Bad input from the user: printed as one line, exit code 2 (every command's one user-error type)."""
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
@@ -49,28 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser, runners = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    from notetune.pretrained.checkpoint import CheckpointError
-    from notetune.pretrained.corpus import CorpusError
-    from notetune.rewards.core import RewardError, UnknownRewardError
+    from notetune.rewards.core import RewardError
 
-    user_errors: tuple[type[BaseException], ...] = (
-        ConfigError,
-        CorpusError,
-        CheckpointError,
-        UserError,
-        FileNotFoundError,
-        RewardError,
-        UnknownRewardError,
-    )
-    try:
-        from notetune.agents.run import TuneError
-
-        user_errors += (TuneError,)
-    except ImportError:
-        pass
     try:
         result = runners[args.command](args)
-    except user_errors as error:
+    except (UserInputError, RewardError) as error:  # the user's input (or the user's reward plugin), never a bug
         print(f"notetune {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,11 +7,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from notetune.agents.evaluation import evaluate_source
+from notetune.agents.sources import SampleSource, load_prior, load_source
+from notetune.rewards.evaluation import default_set_size
+
 from . import config
 from .cli import UserError
-from .evaluation import default_set_size, evaluate_source
 from .report_text import format_table
-from .sources import SampleSource, load_prior, load_source
 
 
 @dataclass
@@ -34,7 +36,7 @@ class CompareConfig:
     """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge
     in it (default: each model's own key, else C major)."""
     prior: str = "default"
-    """Prior for log_prior_per_note and the KL estimate: 'default', a checkpoint directory, or 'none'."""
+    """Prior for log_prior_per_token and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default', a path, or 'none'."""
     paper_token_order: bool = False
@@ -60,13 +62,6 @@ def register(parser: argparse.ArgumentParser):
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _compare(args)
-    except ValueError as error:  # bad tokens, a vocabulary mismatch, a malformed file: one line, exit 2
-        raise UserError(str(error)) from error
-
-
-def _compare(args: argparse.Namespace) -> int:
     from notetune.agents.sweep import best_trial, is_sweep_dir, load_sweep_file, summarize_sweep
 
     from .report import write_report  # matplotlib: imported only when a report is written
@@ -77,7 +72,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise config.ConfigError(f"{len(cfg.labels)} labels given for {len(args.sources)} sample sets")
     for spec in args.sources:
         if spec != "default" and not Path(spec).exists():
-            raise FileNotFoundError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
+            raise UserError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
     started = time.perf_counter()
     # A sweep directory adds its summary table and Pareto plot, and its best trial's model as a column.
     sections, specs, labels = [], [], []

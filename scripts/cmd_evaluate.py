@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from notetune.agents.evaluation import evaluate_source
+from notetune.agents.sources import load_prior, load_source
+
 from . import config
 from .cli import UserError
-from .evaluation import evaluate_source
 from .report_text import format_table
-from .sources import load_prior, load_source
 
 
 @dataclass
@@ -35,7 +36,7 @@ class EvaluateConfig:
     """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge
     in it (default: the model's own key, else C major)."""
     prior: str = "default"
-    """Prior for log_prior_per_note and the KL estimate: 'default', a checkpoint directory, or 'none'."""
+    """Prior for log_prior_per_token and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default' (the shipped corpus), a path, or 'none'."""
     paper_token_order: bool = False
@@ -53,13 +54,6 @@ def register(parser: argparse.ArgumentParser):
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _evaluate(args)
-    except ValueError as error:  # bad tokens, a vocabulary mismatch, a malformed file: one line, exit 2
-        raise UserError(str(error)) from error
-
-
-def _evaluate(args: argparse.Namespace) -> int:
     cfg = config.from_args(EvaluateConfig, args, args.config)
     if cfg.model is not None and cfg.samples is not None:
         raise config.ConfigError("give either --model or --samples, not both")
@@ -68,7 +62,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     spec = cfg.samples if cfg.samples is not None else (cfg.model or "default")
     if cfg.samples is not None and not Path(spec).exists():
-        raise FileNotFoundError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
+        raise UserError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
     source = load_source(
         spec, num=cfg.num or None, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature, key=cfg.key
     )

@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from notetune.agents.sources import load_source
+
 from . import config
 from .cli import UserError
 from .listening import KEY_FILE, export_listening_test, score_listening_test
-from .sources import load_source
 
 
 @dataclass
@@ -64,12 +65,9 @@ def run_export(args: argparse.Namespace) -> int:
     sources = []
     for spec in (args.a, args.b):
         if spec != "default" and not Path(spec).exists():
-            raise FileNotFoundError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
+            raise UserError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
         sources.append(load_source(spec, num=cfg.pairs, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature))
-    try:
-        page = export_listening_test(sources[0], sources[1], cfg.out, cfg.pairs, cfg.seed)
-    except (ValueError, FileExistsError) as error:
-        raise UserError(str(error)) from error
+    page = export_listening_test(sources[0], sources[1], cfg.out, cfg.pairs, cfg.seed)
     print(
         f"wrote a blind test of {cfg.pairs} pairs: open {page} in a browser; the answers download as JSON.\n"
         f"The key is {Path(cfg.out) / KEY_FILE}: do not share it with listeners.\n"
@@ -80,10 +78,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_score(args: argparse.Namespace) -> int:
     cfg = config.from_args(ListenScoreConfig, args, args.config)
-    try:
-        result = score_listening_test(args.directory, args.answers)
-    except (ValueError, KeyError) as error:  # answers for another test, unknown pairs, a malformed file
-        raise UserError(f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)) from error
+    result = score_listening_test(args.directory, args.answers)
     print(result.summary())
     if cfg.json:
         Path(cfg.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")

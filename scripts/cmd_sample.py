@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint
-from notetune.pretrained.constraints import ConstraintError, control_inputs, format_primer
+from notetune.pretrained.constraints import control_inputs, format_primer
 from notetune.pretrained.export import FORMATS, export_melodies
 from notetune.pretrained.sampling import sample_tokens
 from notetune.pretrained.transpose import PRIOR_KEY, key_transposition, transpose_model
@@ -58,25 +58,19 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return formats
 
 
-def parse_key(text: str) -> Key:
-    try:
-        return Key.parse(text)
-    except ValueError as error:
-        raise config.ConfigError(str(error)) from error
-
-
 def run(args: argparse.Namespace) -> int:
     cfg = config.from_args(SampleConfig, args, args.config)
     formats = parse_formats(cfg.format)
     model, model_config = load_checkpoint(cfg.model)
-    model_key = parse_key(model_config.get("key") or PRIOR_KEY)
-    key = parse_key(cfg.key) if cfg.key else model_key
+    model_key = Key.parse(model_config.get("key") or PRIOR_KEY)
+    key = Key.parse(cfg.key) if cfg.key else model_key
     semitones = key_transposition(model_key, key)
     model = transpose_model(model, semitones)
-    try:
-        primer, allowed = control_inputs(cfg.primer, cfg.constraint, cfg.length, model.vocab)
-    except ConstraintError as error:
-        raise config.ConfigError(str(error)) from error
+    if cfg.num < 1 or cfg.length < 1:
+        raise config.ConfigError(f"--num and --length must be at least 1 (got {cfg.num} and {cfg.length})")
+    if not cfg.temperature > 0:
+        raise config.ConfigError(f"--temperature must be positive, got {cfg.temperature} (e.g. --temperature 1.0)")
+    primer, allowed = control_inputs(cfg.primer, cfg.constraint, cfg.length, model.vocab)
     started = time.perf_counter()
     tokens = sample_tokens(model, cfg.num, cfg.length, cfg.temperature, cfg.seed, primer=primer, allowed=allowed)
     seconds = time.perf_counter() - started

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if record["final_metrics"]:
         keys = (
             "music_reward",
-            "kl_per_melody",
-            "log_prior_per_note",
+            "kl_per_composition",
+            "log_prior_per_token",
             "starts_with_tonic",
             "leaps_resolved",
             "not_in_key",

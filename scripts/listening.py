@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from notetune.agents.sources import SampleSource
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.export import write_wav
-
-from .sources import SampleSource
 
 KEY_FILE = ".key.json"
 CHOICES = ("1", "2", "none")
@@ -48,13 +48,13 @@ def export_listening_test(
     Pair order and which set plays first are randomised with ``seed``. Returns the page's path.
     """
     if pairs < 1:
-        raise ValueError(f"a listening test needs at least 1 pair, got {pairs}")
+        raise UserInputError(f"a listening test needs at least 1 pair, got {pairs}")
     for source in (a, b):
         if len(source.tokens) < pairs:
-            raise ValueError(f"{source.label} has {len(source.tokens)} melodies; {pairs} pairs need {pairs}")
+            raise UserInputError(f"{source.label} has {len(source.tokens)} melodies; {pairs} pairs need {pairs}")
     out = Path(out)
     if (out / KEY_FILE).exists():
-        raise FileExistsError(f"{out} already holds a listening test; choose another --out")
+        raise UserInputError(f"{out} already holds a listening test; choose another --out")
     (out / "audio").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     melodies = rng.permutation(pairs)
@@ -201,7 +201,7 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
     directory = Path(directory)
     key_path = directory / KEY_FILE
     if not key_path.is_file():
-        raise FileNotFoundError(
+        raise UserInputError(
             f"{directory} holds no listening test key ({KEY_FILE}); give the folder `notetune listen export` wrote"
         )
     key = json.loads(key_path.read_text())
@@ -210,13 +210,13 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
     for answer_file in answer_files:
         answers = json.loads(Path(answer_file).read_text())
         if answers.get("test_id") != key["test_id"]:
-            raise ValueError(
+            raise UserInputError(
                 f"{answer_file} answers test {answers.get('test_id')!r}, but {directory} holds test {key['test_id']!r}"
             )
         given = answers.get("answers", {})
         unknown = sorted(set(given) - set(pairs))
         if unknown:
-            raise ValueError(f"{answer_file} answers unknown pairs {unknown}")
+            raise UserInputError(f"{answer_file} answers unknown pairs {unknown}")
         for pair_id, pair in pairs.items():
             choice = given.get(pair_id)
             if choice is None:
@@ -226,7 +226,7 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
             elif choice in ("1", "2"):
                 counts[pair["first"] if choice == "1" else pair["second"]] += 1
             else:
-                raise ValueError(f"{answer_file}: answer {choice!r} for {pair_id} is not one of {CHOICES}")
+                raise UserInputError(f"{answer_file}: answer {choice!r} for {pair_id} is not one of {CHOICES}")
     decided = counts["A"] + counts["B"]
     if decided:
         from scipy.stats import binomtest

@@ -17,9 +17,10 @@ from pathlib import Path
 from notetune.pretrained.encoding import write_midi, write_musicxml
 from notetune.pretrained.export import write_wav
 from notetune.rewards import PAPER_TABLE1
+from notetune.rewards.evaluation import GROUPS, METRICS, Evaluation
+from notetune.rewards.significance import compare_evaluations
 
 from . import report_plots
-from .evaluation import GROUPS, METRICS, Evaluation, compare_evaluations
 from .report_text import format_interval, format_value, shown_metrics
 
 SIGNIFICANCE = 0.05

@@ -13,13 +13,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from notetune.pretrained.encoding import tokens_to_notes
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
-
-from .evaluation import Evaluation
+from notetune.rewards.evaluation import Evaluation
 
 PITCH_CLASS_NAMES = ("C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B")
 DISTRIBUTION_METRICS = {
-    "log_prior_per_note": "nats per token",
-    "kl_model_prior_per_note": "nats per token",
+    "log_prior_per_token": "nats per token",
+    "kl_per_token": "nats per token",
     "longest_copied_span": "steps",
     "pitch_range": "semitones",
     "n_pitch_classes_used": "pitch classes",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 from notetune.rewards import PAPER_TABLE1
-
-from .evaluation import COPY_NS, GROUPS, METRICS, PRINTED_COPY_NS, Evaluation, Metric
+from notetune.rewards.evaluation import COPY_NS, GROUPS, METRICS, PRINTED_COPY_NS, Evaluation, Metric
 
 
 def decimals(name: str, value: float) -> int:

@@ -18,8 +18,8 @@ from notetune.agents.sweep import PARETO_X, PARETO_Y, load_sweep_file, summarize
 
 TABLE_METRICS = (
     "music_reward",
-    "log_prior_per_note",
-    "kl_per_melody",
+    "log_prior_per_token",
+    "kl_per_composition",
     "starts_with_tonic",
     "leaps_resolved",
     "not_in_key",
@@ -31,8 +31,8 @@ TABLE_METRICS = (
 """Columns of summary.md after the swept values (then each reward term, steps, seconds)."""
 PRINTED_METRICS = (
     "music_reward",
-    "log_prior_per_note",
-    "kl_per_melody",
+    "log_prior_per_token",
+    "kl_per_composition",
     "starts_with_tonic",
     "leaps_resolved",
     "not_in_key",
@@ -40,8 +40,8 @@ PRINTED_METRICS = (
 """Columns of the table printed at the end of `notetune sweep`."""
 SHORT_TITLES = {
     "music_reward": "music",
-    "log_prior_per_note": "log p/note",
-    "kl_per_melody": "KL",
+    "log_prior_per_token": "log p/note",
+    "kl_per_composition": "KL",
     "starts_with_tonic": "tonic",
     "leaps_resolved": "leaps res.",
     "not_in_key": "not in key",

@@ -12,16 +12,23 @@ import time
 import numpy as np
 import pytest
 import torch
-from notetune.agents.checkpoints import list_checkpoints, load_latest_checkpoint, save_training_checkpoint
+from notetune.agents.checkpoints import (
+    TrainingState,
+    list_checkpoints,
+    load_latest_checkpoint,
+    save_training_checkpoint,
+)
 from notetune.agents.config import TuneConfig
 from notetune.agents.kl import KLController
 from notetune.agents.policy import MelodyPolicy
 from notetune.agents.run import TuneError, TuneRun, load_run
-from notetune.agents.watch import SelectionRule, Watcher, distinct_4gram_share, evaluate_model
+from notetune.agents.evaluation import evaluate_policy
+from notetune.agents.selection import CollapseRule, SelectionRule, Watcher
 from notetune.envs import MelodyVecEnv
 from notetune.pretrained.checkpoint import load_checkpoint
 from notetune.pretrained.sampling import sample_tokens
 from notetune.rewards import RewardSet, UnknownRewardError
+from notetune.rewards.evaluation import evaluate_tokens
 from notetune.rewards.statistics import table1_statistics
 
 TOY_REWARD = '''
@@ -30,6 +37,16 @@ def play_d(tokens, t):
     token = int(tokens[t])
     return float(token >= 2 and (token - 2 + 48) % 12 == 2)
 '''
+
+
+def make_rule(**overrides) -> SelectionRule:
+    """The selection rule of a TuneConfig with these fields changed (TuneConfig owns the defaults)."""
+    return SelectionRule.from_config(TuneConfig(**overrides))
+
+
+def make_watcher(rule: SelectionRule | None = None, **overrides) -> Watcher:
+    config = TuneConfig(**{k: v for k, v in overrides.items() if k in ("patience", "stop_on_collapse")})
+    return Watcher(rule or make_rule(), CollapseRule.from_config(config), config.patience, config.stop_on_collapse)
 
 
 @pytest.fixture
@@ -135,11 +152,11 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, tiny_prior_dir, tin
 
 def test_adaptive_kl_moves_beta_toward_the_target():
     controller = KLController(beta=1.0, target=4.0, horizon=100)
-    controller.update(kl_per_melody=8.0, melodies=100)
+    controller.update(kl_per_composition=8.0, melodies=100)
     assert controller.beta == pytest.approx(1.2)
-    controller.update(kl_per_melody=1.0, melodies=50)
+    controller.update(kl_per_composition=1.0, melodies=50)
     assert controller.beta == pytest.approx(1.2 * 0.9)
-    fixed = KLController(beta=0.3, target=None)
+    fixed = KLController(beta=0.3, target=None, horizon=512)
     fixed.update(100.0, 1000)
     assert fixed.beta == 0.3
 
@@ -151,7 +168,7 @@ def test_beta_does_not_wind_down_while_the_kl_is_still_rising():
     assert controller.beta == 15.0
     controller.update(9.0, melodies=256)  # below the target and no longer rising: now β falls
     assert controller.beta == pytest.approx(15.0 * (1 - 0.1 * 0.5))
-    restored = KLController()
+    restored = KLController(beta=0.0, target=None, horizon=1.0)
     restored.load_state_dict(controller.state_dict())
     assert restored == controller
 
@@ -163,20 +180,20 @@ def test_collapse_detector_fires_on_a_collapsed_batch(tiny_prior):
     def stats(tokens):
         s = table1_statistics(tokens)
         s.update(
-            distinct_4gram=distinct_4gram_share(tokens),
-            kl_per_melody=1.0,
-            log_prior_per_note=-1.0,
+            distinct_4gram=evaluate_tokens(tokens, resamples=0).figures()["distinct_4gram"],
+            kl_per_composition=1.0,
+            log_prior_per_token=-1.0,
             music_reward=100.0,
         )
         return s
 
-    watcher = Watcher(patience=0)
+    watcher = make_watcher(patience=0)
     assert watcher.observe(0, stats(diverse))["stop"] is None
     record = watcher.observe(1000, stats(collapsed))
     assert record["stop"].startswith("collapse") and "distinct" in record["stop"]
     assert not record["eligible"] and watcher.best["step"] == 0
     # With stop_on_collapse off (value-based runs that recover from early collapses) it is logged, not fatal.
-    patient = Watcher(patience=0, stop_on_collapse=False)
+    patient = make_watcher(patience=0, stop_on_collapse=False)
     patient.observe(0, stats(diverse))
     record = patient.observe(1000, stats(collapsed))
     assert record["collapse"] and record["stop"] is None
@@ -189,8 +206,8 @@ def evaluation(**overrides):
         distinct_4gram=0.3,
         hold_share=0.6,
         rest_share=0.01,
-        kl_per_melody=1.0,
-        log_prior_per_note=-1.0,
+        kl_per_composition=1.0,
+        log_prior_per_token=-1.0,
         music_reward=0.0,
     )
     stats.update(overrides)
@@ -198,8 +215,8 @@ def evaluation(**overrides):
 
 
 def test_statistic_targets_decide_which_checkpoint_is_chosen():
-    rule = SelectionRule(max_kl=20.0, min_stats={"starts_with_tonic": 0.288}, max_stats={"not_in_key": 0.01})
-    watcher = Watcher(rule, patience=2)
+    rule = make_rule(max_kl=20.0, min_stats={"starts_with_tonic": 0.288}, max_stats={"not_in_key": 0.01})
+    watcher = make_watcher(rule, patience=2)
     # The prior is within bounds but misses a target: chosen until something better comes.
     first = watcher.observe(0, evaluation(starts_with_tonic=0.14))
     assert first["improved"] and first["missed_targets"] == ["starts_with_tonic 0.14 < 0.288"]
@@ -209,7 +226,9 @@ def test_statistic_targets_decide_which_checkpoint_is_chosen():
     out_of_key = watcher.observe(3, evaluation(starts_with_tonic=0.4, not_in_key=0.02, music_reward=90.0))
     assert out_of_key["missed_targets"] == ["not_in_key 0.02 > 0.01"] and not out_of_key["improved"]
     # Out of bounds (KL) never counts, whatever it scores.
-    assert not watcher.observe(4, evaluation(starts_with_tonic=0.5, kl_per_melody=30.0, music_reward=99.0))["eligible"]
+    assert not watcher.observe(4, evaluation(starts_with_tonic=0.5, kl_per_composition=30.0, music_reward=99.0))[
+        "eligible"
+    ]
     assert watcher.best["step"] == 2 and watcher.stale == 2
     assert watcher.history[-1]["stop"].startswith("no better")
     assert rule.describe_targets() == "starts_with_tonic ≥ 0.288, not_in_key ≤ 0.01"
@@ -224,9 +243,11 @@ def test_unknown_target_statistic_is_refused_before_any_training(tmp_path, tiny_
 
 
 def test_evaluation_reports_kl_zero_for_the_prior_itself(tiny_prior):
-    stats = evaluate_model(tiny_prior, tiny_prior, RewardSet.from_spec("notetune"), num=256)
-    assert abs(stats["kl_per_melody"]) < 1e-4
-    assert 0 < stats["distinct_4gram"] <= 1 and stats["log_prior_per_note"] < 0
+    stats = evaluate_policy(
+        tiny_prior, tiny_prior, num=256, length=32, seed=0, rewards=RewardSet.from_spec("notetune")
+    ).figures()
+    assert abs(stats["kl_per_composition"]) < 1e-4
+    assert 0 < stats["distinct_4gram"] <= 1 and stats["log_prior_per_token"] < 0
 
 
 def test_truncated_checkpoint_is_detected_and_the_previous_one_used(tmp_path, tiny_prior):
@@ -234,15 +255,15 @@ def test_truncated_checkpoint_is_detected_and_the_previous_one_used(tmp_path, ti
     optimizer = torch.optim.Adam(policy.parameters())
     policy(torch.ones(1, 3)).sum().backward()
     optimizer.step()
-    save_training_checkpoint(tmp_path, 100, policy, optimizer, {"note": "first"})
+    save_training_checkpoint(tmp_path, 100, policy, optimizer, TrainingState({"note": "first"}, {}, 1.0, [], []))
     with torch.no_grad():
         policy.weight.add_(1.0)
-    save_training_checkpoint(tmp_path, 200, policy, optimizer, {"note": "second"})
+    save_training_checkpoint(tmp_path, 200, policy, optimizer, TrainingState({"note": "second"}, {}, 2.0, [], []))
     newest = list_checkpoints(tmp_path)[-1] / "policy.safetensors"
     newest.write_bytes(newest.read_bytes()[:-10])
     fresh = torch.nn.Linear(3, 2)
     state = load_latest_checkpoint(tmp_path, fresh, torch.optim.Adam(fresh.parameters()))
-    assert state["note"] == "first" and state["step"] == 100
+    assert state.algorithm["note"] == "first" and state.path.endswith("step_000000000100")
 
 
 def test_run_record_says_what_was_chosen_and_why(tmp_path, tiny_prior_dir, tiny_corpus_path):
@@ -251,7 +272,9 @@ def test_run_record_says_what_was_chosen_and_why(tmp_path, tiny_prior_dir, tiny_
     assert saved["config"]["algo"] == "ppo" and saved["seed"] == 0
     assert len(saved["prior"]["sha256"]) == 64 and len(saved["corpus"]["sha256"]) == 64
     assert saved["versions"]["torch"] and saved["chosen"]["why"]
-    assert saved["evaluations"][0]["step"] == 0 and record["untuned"]["kl_per_melody"] == pytest.approx(0, abs=1e-4)
+    assert saved["evaluations"][0]["step"] == 0 and record["untuned"]["kl_per_composition"] == pytest.approx(
+        0, abs=1e-4
+    )
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 4096
 
 
@@ -332,7 +355,7 @@ def test_a_resumed_q_learner_keeps_its_replay_buffer(tmp_path, tiny_prior_dir, t
 
 
 def test_a_would_be_best_evaluation_must_be_confirmed_on_a_fresh_batch():
-    watcher = Watcher(SelectionRule(max_kl=20.0, min_stats={"leaps_resolved": 0.911}), patience=0)
+    watcher = make_watcher(make_rule(max_kl=20.0, min_stats={"leaps_resolved": 0.911}), patience=0)
     # The untuned baseline of the relative bounds is measured on the (larger) confirmation batch.
     watcher.observe(0, evaluation(leaps_resolved=0.87), confirm=lambda: evaluation(leaps_resolved=0.88, hold_share=0.7))
     assert watcher.baseline["hold_share"] == 0.7 and watcher.best["stats"]["leaps_resolved"] == 0.88

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pretty_midi
 import pytest
+from notetune.pretrained.errors import UserInputError
 import torch
 from notetune.agents.config import TuneConfig
 from notetune.agents.run import TuneError, TuneRun
@@ -18,7 +19,7 @@ from notetune.pretrained.constraints import (
     violations,
 )
 from notetune.pretrained.model import NoteRNN, PriorProduct
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.transpose import OUT_OF_RANGE_LOGIT, key_transposition, transpose_model
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, NO_EVENT, NOTE_OFF
 from notetune.rewards import RewardSet
@@ -205,7 +206,7 @@ def test_every_constraint_holds_in_all_of_1000_samples_with_a_primer_in_g_major(
             assert (column == NO_EVENT).all(), step
     assert violations(tokens, allowed).sum() == 0
     # The reported log-probabilities are the model's, renormalised over the allowed tokens.
-    assert np.allclose(log_probs, log_prior_per_step(model, tokens, primer=primer, allowed=allowed), atol=1e-5)
+    assert np.allclose(log_probs, token_log_probs(model, tokens, primer=primer, allowed=allowed), atol=1e-5)
     assert np.allclose(log_probs[:, 0], 0.0, atol=1e-6)  # a fixed step has probability 1
 
 
@@ -289,7 +290,7 @@ def test_value_based_tuning_refuses_primers_and_constraints(tmp_path, tiny_prior
     with pytest.raises(TuneError, match="need --algo ppo or a2c"):
         TuneRun(config)
     config.algo, config.constraint = "ppo", ["step:0=C#4", "pitches=C,D"]
-    with pytest.raises(TuneError, match="leave no token allowed at step 0"):
+    with pytest.raises(UserInputError, match="leave no token allowed at step 0"):
         TuneRun(config)
     assert not (tmp_path / "run").exists()
 

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from notetune.pretrained.corpus import load_corpus
 from notetune.scripts.cli import main
-from notetune.scripts.evaluation import METRICS, evaluate_source, evaluate_tokens, p_value, two_proportion_p_value
+from notetune.agents.evaluation import evaluate_source
+from notetune.rewards.evaluation import METRICS, evaluate_tokens
+from notetune.rewards.significance import p_value, two_proportion_p_value
 from notetune.scripts.report_text import format_table
-from notetune.scripts.sources import load_corpus_index, load_prior, load_source
+from notetune.agents.sources import load_corpus_index, load_prior, load_source
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,8 @@ def corpus_windows(tiny_corpus_path):
 def test_every_interval_contains_its_estimate(tiny_prior_dir, tiny_corpus_path):
     source = load_source(tiny_prior_dir, num=300, seed=1)
     evaluation = evaluate_source(source, prior=load_prior(tiny_prior_dir), corpus=tiny_corpus_path, resamples=300)
-    assert set(evaluation.metrics) == set(METRICS)  # a model with prior and corpus gets every metric
+    # a model with prior and corpus gets every metric (music_reward needs a reward set)
+    assert set(evaluation.metrics) == set(METRICS) - {"music_reward"}
     for name, metric in evaluation.metrics.items():
         if math.isfinite(metric.value):
             assert metric.low - 1e-12 <= metric.value <= metric.high + 1e-12, name
@@ -53,12 +56,12 @@ def test_identical_melodies_have_distinct_4gram_near_zero(corpus_windows):
 def test_kl_is_zero_for_the_prior_itself_and_positive_when_the_sampler_differs(tiny_prior_dir):
     prior = load_prior(tiny_prior_dir)
     itself = evaluate_source(load_source(tiny_prior_dir, num=200), prior=prior, corpus="none", resamples=100)
-    assert itself.metrics["kl_model_prior_per_note"].value == 0.0
-    assert itself.metrics["log_prior_per_note"].value == pytest.approx(-math.log(38), abs=0.1)  # near uniform
+    assert itself.metrics["kl_per_token"].value == 0.0
+    assert itself.metrics["log_prior_per_token"].value == pytest.approx(-math.log(38), abs=0.1)  # near uniform
     cooled = load_source(tiny_prior_dir, num=200, temperature=0.3)
     assert cooled.label.endswith("(T=0.3)")
     evaluation = evaluate_source(cooled, prior=prior, corpus="none", resamples=100)
-    kl = evaluation.metrics["kl_model_prior_per_note"]
+    kl = evaluation.metrics["kl_per_token"]
     assert kl.low > 0.02  # a near-uniform model cooled to T = 0.3 has drifted measurably
 
 
@@ -117,7 +120,7 @@ def test_evaluate_command_prints_a_table_and_writes_json(tmp_path, tiny_prior_di
     )
     assert code == 0
     printed = capsys.readouterr().out
-    for text in ("copy_rate_8gram", "log_prior_per_note", "95% interval", "paper Note RNN", "63.3%"):
+    for text in ("copy_rate_8gram", "log_prior_per_token", "95% interval", "paper Note RNN", "63.3%"):
         assert text in printed
     data = json.loads(out.read_text())
     assert data["num_melodies"] == 120 and data["config"]["num"] == 120
@@ -150,7 +153,7 @@ def test_evaluate_command_on_the_corpus_and_on_samples(tmp_path, tiny_corpus_pat
     )
     data = json.loads((tmp_path / "corpus.json").read_text())
     assert data["settings"]["kind"] == "corpus" and data["num_melodies"] == len(load_corpus(tiny_corpus_path).windows())
-    assert "log_prior_per_note" not in data["metrics"] and "copy_rate_8gram" not in data["metrics"]
+    assert "log_prior_per_token" not in data["metrics"] and "copy_rate_8gram" not in data["metrics"]
     capsys.readouterr()
     assert main(["evaluate", "--model", tiny_prior_dir, "--samples", tiny_corpus_path]) == 2
     assert "either --model or --samples" in capsys.readouterr().err

@@ -18,4 +18,4 @@ def test_evaluating_the_prior_in_g_major_transposes_it(tmp_path):
     counts = np.array(result["pitch_class_counts"])
     assert counts[6] > 10 * counts[5]
     # and the prior, transposed the same way, still scores its own samples with KL exactly 0.
-    assert abs(result["metrics"]["kl_model_prior_per_note"]["value"]) < 1e-9
+    assert abs(result["metrics"]["kl_per_token"]["value"]) < 1e-9

@@ -8,7 +8,7 @@ import pytest
 from browser import chromium_binary, run_chromium
 from notetune.scripts.cli import main
 from notetune.scripts.listening import KEY_FILE, export_listening_test, score_listening_test
-from notetune.scripts.sources import load_source
+from notetune.agents.sources import load_source
 
 
 def answers_preferring(test_dir, preferred_set, choice_for_others="none"):

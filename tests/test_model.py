@@ -12,7 +12,7 @@ from notetune.pretrained.checkpoint import (
     save_checkpoint,
 )
 from notetune.pretrained.model import NoteRNN, NoteRNNConfig, PriorProduct
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.train import PretrainConfig, pretrain
 from notetune.pretrained.vocab import Vocabulary
 
@@ -85,7 +85,7 @@ def test_sampling_is_reproducible_and_uses_the_vocabulary(tiny_prior):
     assert np.array_equal(a, b)
     assert not np.array_equal(a, sample_tokens(tiny_prior, 50, 32, seed=4))
     tokens, log_probs = sample_tokens(tiny_prior, 20, 16, seed=0, return_log_probs=True)
-    assert np.allclose(log_probs, log_prior_per_step(tiny_prior, tokens), atol=1e-5)
+    assert np.allclose(log_probs, token_log_probs(tiny_prior, tokens), atol=1e-5)
 
 
 def test_masked_sampling_respects_the_mask(tiny_prior):

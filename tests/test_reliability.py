@@ -316,4 +316,4 @@ def test_the_do_nothing_environment_of_the_tuning_benchmark_runs_ppo(tiny_prior)
     env = NullMelodyVecEnv(tiny_prior.num_actions, num_envs=16, length=8)
     algorithm = MelodyPPO(env, tiny_prior, seed=0)
     algorithm.learn(256)
-    assert algorithm.num_timesteps == 256 and algorithm.last_rollout_stats["rollout/env_reward_per_melody"] == 0.0
+    assert algorithm.num_timesteps == 256 and algorithm.last_rollout_stats["rollout/env_reward_per_composition"] == 0.0

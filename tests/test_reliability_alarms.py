@@ -9,8 +9,8 @@ from notetune.agents.config import TuneConfig
 from notetune.scripts.cli import main
 
 UNTUNED = {
-    "kl_per_melody": 0.0,
-    "log_prior_per_note": -1.2,
+    "kl_per_composition": 0.0,
+    "log_prior_per_token": -1.2,
     "distinct_4gram": 0.5,
     "hold_share": 0.55,
     "rest_share": 0.05,
@@ -21,8 +21,8 @@ BALANCED_ROLLOUT = {"rewards/key/weighted": -1.0, "rewards/tonic/weighted": 1.5,
 @pytest.mark.parametrize(
     ("change", "rollout", "name", "value", "words"),
     [
-        ({"kl_per_melody": 9.5}, BALANCED_ROLLOUT, "kl", 9.5, "KL to the prior is 9.50 nats"),
-        ({"log_prior_per_note": -1.9}, BALANCED_ROLLOUT, "log_prior_drop", 0.7, "fell 0.70 nat per note"),
+        ({"kl_per_composition": 9.5}, BALANCED_ROLLOUT, "kl", 9.5, "KL to the prior is 9.50 nats"),
+        ({"log_prior_per_token": -1.9}, BALANCED_ROLLOUT, "log_prior_drop", 0.7, "fell 0.70 nat per token"),
         ({"distinct_4gram": 0.3}, BALANCED_ROLLOUT, "distinct_4gram", 0.6, "0.60× the untuned model's"),
         ({"hold_share": 0.22}, BALANCED_ROLLOUT, "hold_share", 0.4, "held notes are 0.40× the untuned rate"),
         ({"rest_share": 0.01}, BALANCED_ROLLOUT, "rest_share", 0.2, "rests are 0.20× the untuned rate"),
@@ -62,7 +62,7 @@ def test_hold_and_rest_alarms_compare_with_the_corpus_when_given():
 
 def test_thresholds_come_from_the_config():
     relaxed = TuneConfig(alarm_kl=20.0, alarm_reward_share=0.95)
-    stats = {**UNTUNED, "kl_per_melody": 9.5}
+    stats = {**UNTUNED, "kl_per_composition": 9.5}
     assert check_alarms(stats, UNTUNED, relaxed, {"rewards/a/weighted": 9.0, "rewards/b/weighted": 1.0}, {}) == []
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import tomllib
 from notetune.agents.sweep import pareto_front
+from notetune.agents.sweep_spec import expand_trials, parse_sweep_spec
 from notetune.scripts.cli import main
-from notetune.scripts.cmd_sweep import expand_trials, parse_sweep_spec
 
 BASE = """
 [base]
@@ -102,7 +102,7 @@ def test_a_tiny_sweep_leaves_run_directories_a_summary_and_a_pareto_plot(sweep):
         assert config["out"] == str(trial) and config["threads"] == 1 and config["progress"] is False
         record = json.loads((trial / "run.json").read_text())
         assert row["metrics"]["music_reward"] == pytest.approx(record["final_metrics"]["music_reward"])
-        assert row["metrics"]["log_prior_per_note"] < 0 and 0 <= row["metrics"]["starts_with_tonic"] <= 1
+        assert row["metrics"]["log_prior_per_token"] < 0 and 0 <= row["metrics"]["starts_with_tonic"] <= 1
         assert "key" in row["reward_terms"] and "motif" in row["reward_terms"]
     assert json.loads((out / "trials" / STRONG_KEY / "config.json").read_text())["reward"] == [
         "notetune",
@@ -113,11 +113,11 @@ def test_a_tiny_sweep_leaves_run_directories_a_summary_and_a_pareto_plot(sweep):
     # Pareto flags follow the definition; the best trial has the most music reward.
     finished = [rows[GOOD], rows[STRONG_KEY]]
     for row in finished:
-        x, y = row["metrics"]["log_prior_per_note"], row["metrics"]["music_reward"]
+        x, y = row["metrics"]["log_prior_per_token"], row["metrics"]["music_reward"]
         dominated = any(
-            o["metrics"]["log_prior_per_note"] >= x
+            o["metrics"]["log_prior_per_token"] >= x
             and o["metrics"]["music_reward"] >= y
-            and (o["metrics"]["log_prior_per_note"] > x or o["metrics"]["music_reward"] > y)
+            and (o["metrics"]["log_prior_per_token"] > x or o["metrics"]["music_reward"] > y)
             for o in finished
         )
         assert row["pareto"] == (not dominated)
@@ -249,7 +249,7 @@ def test_grid_and_random_draws_expand_to_named_reproducible_trials():
 
 def test_pareto_front_keeps_the_trials_nothing_beats_on_both_axes():
     def row(x, y):
-        return {"metrics": {"log_prior_per_note": x, "music_reward": y}}
+        return {"metrics": {"log_prior_per_token": x, "music_reward": y}}
 
     rows = [row(-3.0, 1.0), row(-2.0, 0.5), row(-3.5, 0.8), row(-2.0, 0.5), row(-1.0, -1.0), {"metrics": {}}]
     assert pareto_front(rows) == [0, 1, 3, 4]  # (-3.5, 0.8) is beaten by (-3.0, 1.0); ties both stay

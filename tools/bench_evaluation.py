@@ -1,6 +1,6 @@
 """Benchmark: sample and score 100k compositions of 32 steps (target: ≤ 30 s on 2 cores).
 
-    python scripts/bench_evaluation.py --out bench-results/evaluation.json
+    python tools/bench_evaluation.py --out bench-results/evaluation.json
 
 Times the whole `notetune evaluate` path for a model (sampling with log-probabilities, then every metric with
 1,000 bootstrap resamples), then each scoring phase alone, and the extra prior pass a tuned model needs.
@@ -20,7 +20,7 @@ import torch
 from notetune.pretrained.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from notetune.pretrained.encoding import canonicalize
 from notetune.pretrained.model import NoteRNN, NoteRNNConfig
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.rewards import table1_statistics
 from notetune.rewards.metrics import (
     bootstrap_intervals,
@@ -29,8 +29,8 @@ from notetune.rewards.metrics import (
     rhythm_statistics,
 )
 from notetune.rewards.statistics import table1_counts
-from notetune.scripts.evaluation import COPY_NS, evaluate_tokens
-from notetune.scripts.sources import load_corpus_index
+from notetune.agents.sources import load_corpus_index
+from notetune.rewards.evaluation import COPY_NS, evaluate_tokens
 
 BUDGET_SECONDS = 30.0
 
@@ -105,7 +105,7 @@ def main() -> None:
             bootstrap_intervals, np.ones((args.num, 45)), np.ones((args.num, 45)), args.resamples
         )[1],
     }
-    _, prior_pass = timed(log_prior_per_step, model, tokens)
+    _, prior_pass = timed(token_log_probs, model, tokens)
     total = sampling + scoring
     results = {
         "compositions": args.num,
@@ -129,7 +129,7 @@ def main() -> None:
         "within_budget": total <= BUDGET_SECONDS,
         "headline": {
             name: round(evaluation.metrics[name].value, 4)
-            for name in ("copy_rate_8gram", "distinct_4gram", "log_prior_per_note", "not_in_key")
+            for name in ("copy_rate_8gram", "distinct_4gram", "log_prior_per_token", "not_in_key")
             if name in evaluation.metrics
         },
     }

@@ -1,5 +1,5 @@
-"""What ``evaluate`` and ``compare`` read: melodies sampled from a model, read from files (samples.npz, a MIDI
-folder) or cut from the corpus, and the references they are judged against (the prior, the corpus n-gram index).
+"""What ``evaluate``, ``compare`` and ``listen`` read: melodies sampled from a model, read from files (samples.npz,
+a MIDI folder) or cut from the corpus, and the references they are judged against (the prior, the corpus n-gram index).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from notetune.pretrained.checkpoint import CONFIG, find_checkpoint, load_checkpo
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.export import load_samples
 from notetune.pretrained.model import NoteRNN, PriorProduct
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.transpose import transpose_to_key
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 from notetune.rewards import Key
@@ -130,7 +130,7 @@ def sample_source(
         model, num, length, temperature, seed, batch_size=batch_size, return_log_probs=True
     )
     if temperature != 1.0:  # sample_tokens reports temperature-1 log-probabilities; KL needs the sampler's
-        log_probs = score_tokens(model, tokens, temperature)
+        log_probs = token_log_probs(model, tokens, temperature=temperature)
     seconds = time.perf_counter() - started
     if label is None:
         label = (
@@ -169,28 +169,9 @@ def _samples_vocabulary(path: Path) -> Vocabulary:
     return DEFAULT_VOCABULARY
 
 
-def score_tokens(
-    model: NoteRNN | PriorProduct, tokens: np.ndarray, temperature: float = 1.0, batch_size: int = 8192
-) -> np.ndarray:
-    """(N, T) log p(token_t | history) under ``model`` sampled at ``temperature``."""
-    if temperature == 1.0:
-        return log_prior_per_step(model, tokens, batch_size)
-    import torch
-
-    rows = []
-    with torch.no_grad():
-        for begin in range(0, len(tokens), batch_size):
-            chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
-            start = torch.full((chunk.shape[0], 1), model.start_token, dtype=torch.long)
-            logits, _ = model(torch.cat([start, chunk[:, :-1]], dim=1))
-            log_probs = torch.log_softmax(logits / temperature, dim=-1)
-            rows.append(log_probs.gather(-1, chunk.unsqueeze(-1)).squeeze(-1).double().numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
-
-
 @dataclass
 class Prior:
-    """The reference model for ``log_prior_per_note`` and the KL estimate."""
+    """The reference model for ``log_prior_per_token`` and the KL estimate."""
 
     model: NoteRNN | PriorProduct
     checkpoint: Path

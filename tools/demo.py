@@ -22,13 +22,13 @@ def step(title: str, argv: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="out/demo", help="folder for the run, samples and report")
-    parser.add_argument("--minutes", type=float, default=3.0, help="tuning time budget")
+    parser.add_argument("--steps", type=int, default=None, help="tuning budget in steps (default: tune's own)")
     args = parser.parse_args()
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     run_dir = out / "run"
-    step("tuning", ["tune", "--out", str(run_dir), "--max-minutes", str(args.minutes)])
+    step("tuning", ["tune", "--out", str(run_dir), *(["--steps", str(args.steps)] if args.steps else [])])
     step(
         "samples of the untuned prior",
         [
@@ -89,8 +89,8 @@ def main() -> None:
         "rest_share",
         "distinct_melodies",
         "distinct_4gram",
-        "log_prior_per_note",
-        "kl_per_melody",
+        "log_prior_per_token",
+        "kl_per_composition",
     )
     config = record["config"]
     size = config["confirm_size"] or config["eval_size"]  # the chosen figures come from the confirmation batch

@@ -1,4 +1,4 @@
-"""Throughput of sampling and of tuning (``python scripts/bench_tuning.py --out bench-results/tuning.json``).
+"""Throughput of sampling and of tuning (``python tools/bench_tuning.py --out bench-results/tuning.json``).
 
 - sampling: tokens/s of batched sampling from the shipped prior (target ≥ 100k tokens/s on 2 cores);
 - tuning: environment steps/s of PPO end to end (rollouts + prior log-probabilities + rewards + updates)

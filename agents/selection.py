@@ -1,83 +1,18 @@
-"""Watching a tuning run: evaluate a held-out batch, choose the best checkpoint, detect collapse.
+"""Choosing the exported checkpoint of a tuning run, and detecting collapse.
 
-Log p_prior alone cannot see collapse (a held-tonic collapse *raises* it), so every evaluation also
-counts distinct melodies and distinct 4-grams, and compares hold and rest shares with the untuned model.
+The figures come from the one evaluation pipeline (:func:`notetune.agents.evaluation.evaluate_policy`). Log p_prior
+alone cannot see collapse (a held-tonic collapse *raises* it), so the bounds also look at distinct melodies and
+distinct 4-grams, and compare hold and rest shares with the untuned model.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-import numpy as np
-from notetune.pretrained.encoding import canonicalize
-from notetune.pretrained.model import NoteRNN
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
-from notetune.rewards.keys import Key
-from notetune.rewards.metrics import diversity_by_set
-from notetune.rewards.reward_set import RewardSet
-from notetune.rewards.statistics import STATISTICS, table1_statistics
-
-EVALUATION_STATISTICS = (*STATISTICS, "distinct_4gram", "log_prior_per_note", "kl_per_melody", "music_reward")
-"""Statistics every evaluation reports (plus ``reward_<name>``, each reward term's mean per composition)."""
-
-
-def distinct_4gram_share(tokens: np.ndarray, set_size: int = 100) -> float:
-    """Distinct token 4-grams / all 4-grams within sets of ``set_size`` melodies, averaged over the sets
-    (the same definition as `notetune evaluate`'s ``distinct_4gram``; near 0 means the melodies loop)."""
-    tokens = canonicalize(np.asarray(tokens, dtype=np.int64))
-    return float(diversity_by_set(tokens, min(set_size, len(tokens)), ns=(4,))["distinct_4gram"].mean())
-
-
-def music_reward_per_melody(
-    rewards: RewardSet, tokens: np.ndarray, prior_log_probs: np.ndarray | None = None
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Σ_t Σ weight·term for finished compositions, and each term's mean per melody."""
-    num, length = tokens.shape
-    rewards.reset(num)
-    total = np.zeros(num)
-    term_totals: dict[str, float] = {}
-    for t in range(length):
-        terms = rewards.step(tokens, t, None if prior_log_probs is None else prior_log_probs[:, t])
-        total += rewards.total(terms)
-        for name, values in terms.items():
-            term_totals[name] = term_totals.get(name, 0.0) + float(values.mean())
-    return total, term_totals
-
-
-def evaluate_model(
-    model: NoteRNN,
-    prior: NoteRNN,
-    rewards: RewardSet,
-    num: int = 2048,
-    length: int = 32,
-    seed: int = 12345,
-    key: Key | str = "C major",
-    primer: np.ndarray | None = None,
-    allowed: np.ndarray | None = None,
-) -> dict[str, float]:
-    """Statistics of ``num`` compositions sampled from ``model`` (a fixed seed, so checkpoints compare).
-
-    With a primer or constraint mask, the model and the prior are conditioned and masked exactly as in
-    training, so KL and log p_prior measure what the policy is trained on.
-    """
-    tokens, log_probs = sample_tokens(
-        model, num, length, seed=seed, return_log_probs=True, primer=primer, allowed=allowed
-    )
-    log_prior = log_prior_per_step(prior, tokens, primer=primer, allowed=allowed)
-    music, terms = music_reward_per_melody(rewards, tokens)
-    stats = table1_statistics(tokens, key=Key.parse(key), vocab=model.vocab)
-    stats.update(
-        {
-            "distinct_4gram": distinct_4gram_share(tokens),
-            "log_prior_per_note": float(log_prior.mean()),
-            "kl_per_melody": float((log_probs - log_prior).sum(1).mean()),
-            "music_reward": float(music.mean()),
-        }
-    )
-    stats.update({f"reward_{name}": value for name, value in terms.items()})
-    return stats
+from notetune.rewards.evaluation import figure_names
 
 
 @dataclass
@@ -88,26 +23,31 @@ class SelectionRule:
     Bounds keep the model safe (close to the prior, diverse, breathing); targets are what the run is for, e.g.
     RL Tuner Q's column of Table 1. A run that reaches no target still exports its best model within bounds."""
 
-    max_kl: float = 8.0
+    max_kl: float
     """Largest KL(π‖prior) per composition (nats)."""
-    min_distinct_melodies: float = 0.992
+    min_distinct_melodies: float
     """Smallest share of distinct compositions."""
-    min_distinct_4gram_ratio: float = 0.8
+    min_distinct_4gram_ratio: float
     """Smallest distinct-4gram share relative to the untuned model."""
-    min_hold_ratio: float = 0.75
+    min_hold_ratio: float
     """Smallest hold share relative to the untuned model."""
-    min_rest_ratio: float = 0.55
+    min_rest_ratio: float
     """Smallest rest share relative to the untuned model."""
-    max_log_prior_drop: float = 0.5
-    """Largest drop of mean log p_prior per note below the untuned model (nats)."""
+    max_log_prior_drop: float
+    """Largest drop of mean log p_prior per token below the untuned model (nats)."""
     min_stats: dict[str, float] = field(default_factory=dict)
-    """Targets: smallest value of named evaluation statistics, e.g. {"starts_with_tonic": 0.288}."""
+    """Targets: smallest value of named evaluation figures, e.g. {"starts_with_tonic": 0.288}."""
     max_stats: dict[str, float] = field(default_factory=dict)
-    """Targets: largest value of named evaluation statistics, e.g. {"not_in_key": 0.01}."""
+    """Targets: largest value of named evaluation figures, e.g. {"not_in_key": 0.01}."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> SelectionRule:
+        """The rule a TuneConfig describes (its fields of the same names own the defaults)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
     def check_names(self, reward_names: list[str] | tuple[str, ...] = ()) -> None:
         """Refuse a target that names no statistic (before a run starts), listing the known names."""
-        known = [*EVALUATION_STATISTICS, *(f"reward_{name}" for name in reward_names)]
+        known = figure_names(tuple(reward_names))
         for name in [*self.min_stats, *self.max_stats]:
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
@@ -131,7 +71,7 @@ class SelectionRule:
     def violations(self, stats: dict[str, float], baseline: dict[str, float]) -> list[str]:
         """Human-readable reasons why an evaluation is out of bounds (empty if it is eligible)."""
         checks = [
-            (stats["kl_per_melody"] <= self.max_kl, f"KL {stats['kl_per_melody']:.2f} > {self.max_kl}"),
+            (stats["kl_per_composition"] <= self.max_kl, f"KL {stats['kl_per_composition']:.2f} > {self.max_kl}"),
             (
                 stats["distinct_melodies"] >= self.min_distinct_melodies,
                 f"distinct melodies {stats['distinct_melodies']:.3f} < {self.min_distinct_melodies}",
@@ -149,8 +89,9 @@ class SelectionRule:
                 f"rest share {stats['rest_share']:.4f} < {self.min_rest_ratio}× untuned",
             ),
             (
-                stats["log_prior_per_note"] >= baseline["log_prior_per_note"] - self.max_log_prior_drop,
-                f"log p_prior {stats['log_prior_per_note']:.3f} more than {self.max_log_prior_drop} below untuned",
+                stats["log_prior_per_token"] >= baseline["log_prior_per_token"] - self.max_log_prior_drop,
+                f"log p_prior per token {stats['log_prior_per_token']:.3f} more than "
+                f"{self.max_log_prior_drop} below untuned",
             ),
         ]
         return [reason for ok, reason in checks if not ok]
@@ -166,12 +107,26 @@ class SelectionRule:
         return missed
 
 
-def collapse_reasons(stats: dict[str, float], baseline: dict[str, float]) -> list[str]:
+@dataclass(frozen=True)
+class CollapseRule:
+    """When an evaluation batch counts as collapsed (a run stops on it unless told not to)."""
+
+    min_distinct_melodies: float
+    """Below this share of distinct compositions."""
+    min_distinct_4gram_ratio: float
+    """Or below this fraction of the untuned model's distinct-4gram share."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> CollapseRule:
+        return cls(config.collapse_distinct_melodies, config.collapse_distinct_4gram_ratio)
+
+
+def collapse_reasons(stats: dict[str, float], baseline: dict[str, float], rule: CollapseRule) -> list[str]:
     """Signs that the policy collapsed onto a few melodies (a run stops on these)."""
     reasons = []
-    if stats["distinct_melodies"] < 0.5:
+    if stats["distinct_melodies"] < rule.min_distinct_melodies:
         reasons.append(f"only {stats['distinct_melodies']:.1%} of compositions are distinct")
-    if stats["distinct_4gram"] < 0.5 * baseline["distinct_4gram"]:
+    if stats["distinct_4gram"] < rule.min_distinct_4gram_ratio * baseline["distinct_4gram"]:
         reasons.append(
             f"distinct-4gram share fell to {stats['distinct_4gram']:.3f} (untuned {baseline['distinct_4gram']:.3f})"
         )
@@ -182,9 +137,10 @@ def collapse_reasons(stats: dict[str, float], baseline: dict[str, float]) -> lis
 class Watcher:
     """Keeps the evaluation history, the best eligible evaluation and the early-stopping count."""
 
-    rule: SelectionRule = field(default_factory=SelectionRule)
-    patience: int = 8
-    stop_on_collapse: bool = True
+    rule: SelectionRule
+    collapse: CollapseRule
+    patience: int
+    stop_on_collapse: bool
     baseline: dict[str, float] | None = None
     history: list[dict] = field(default_factory=list)
     best: dict | None = None
@@ -216,7 +172,7 @@ class Watcher:
             self.baseline = dict(confirmed or stats)
         violations = self.rule.violations(stats, self.baseline)
         missed = self.rule.missed_targets(stats)
-        collapse = collapse_reasons(stats, self.baseline)
+        collapse = collapse_reasons(stats, self.baseline, self.collapse)
         eligible = not violations
         improved = eligible and self.better(stats, missed)
         if improved and confirm is not None and confirmed is None:

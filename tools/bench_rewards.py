@@ -1,6 +1,6 @@
 """Benchmark the reward code: the ``rl_tuner`` set per step, and Table 1 statistics.
 
-    python scripts/bench_rewards.py --out bench-results/rewards.json
+    python tools/bench_rewards.py --out bench-results/rewards.json
 
 Targets (issue 4): the whole ``rl_tuner`` set over 1,024 melodies at >= 1 M melody-steps/s, and Table 1
 statistics of 100k compositions in <= 10 s, on 2 cores.

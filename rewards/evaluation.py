@@ -1,21 +1,22 @@
-"""Evaluate melodies (sampled from a model, read from files, or cut from the corpus) with 95% intervals.
+"""The one evaluation pipeline: every figure of a set of melodies, with 95% intervals.
 
-One :class:`Evaluation` per sample set: Table 1 of RL Tuner, likelihood under the prior (and KL(model‖prior)
-for a model), novelty against the training corpus, diversity, and MusPy-named pitch and rhythm statistics. The
-numbers are computed by :mod:`notetune.rewards.metrics` and :func:`notetune.rewards.table1_statistics`; this
-module adds intervals and significance tests. What is evaluated (models, files, the corpus, the prior) is loaded
-by :mod:`notetune.scripts.sources`.
+:func:`evaluate_tokens` is what checkpoint selection during tuning, ``evaluate``, ``compare``, sweeps and the
+benchmarks all call. One :class:`Evaluation` per sample set: Table 1 of RL Tuner, likelihood under the prior (and
+KL(model‖prior) for a model), the music reward of a reward set, novelty against the training corpus, diversity,
+and MusPy-named pitch and rhythm statistics. Names say their unit: ``log_prior_per_token``, ``kl_per_token``,
+``kl_per_composition``. Pure numpy: the log-probabilities come from the caller (``notetune.agents.evaluation``
+samples and scores models).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from notetune.pretrained.encoding import canonicalize
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 from notetune.rewards import Key, table1_statistics
 from notetune.rewards.metrics import (
@@ -28,9 +29,8 @@ from notetune.rewards.metrics import (
     ratio,
     rhythm_statistics,
 )
+from notetune.rewards.reward_set import RewardSet
 from notetune.rewards.statistics import table1_counts
-
-from .sources import Prior, SampleSource, load_corpus_index, score_tokens
 
 COPY_NS = tuple(range(4, 17))
 """Phrase lengths (notes) of the corpus copy rates; ``copy_rate_8gram`` is the headline."""
@@ -45,10 +45,12 @@ MAX_SET_SIZE = 100
 """Diversity is judged within sets of this many melodies (fewer when there are under ten such sets)."""
 
 Kind = Literal["rate", "figure"]
+Ratio = tuple[np.ndarray, np.ndarray]
 
 GROUPS = {
     "table1": "Table 1 (RL Tuner's rules)",
     "likelihood": "Likelihood under the prior",
+    "reward": "Music reward (per composition)",
     "novelty": "Novelty against the corpus",
     "diversity": "Diversity",
     "pitch_rhythm": "Pitch and rhythm (MusPy names)",
@@ -102,12 +104,20 @@ METRICS: dict[str, MetricInfo] = {
     **_group(
         "likelihood",
         {
-            "log_prior_per_note": ("figure", "mean log p_prior per token, nats (−3.64: uniform over 38)"),
-            "kl_model_prior_per_note": (
+            "log_prior_per_token": ("figure", "mean log p_prior per token, nats (−3.64: uniform over 38)"),
+            "kl_per_token": (
                 "figure",
                 "KL(model‖prior) per token, nats: mean of log p_model − log p_prior over the model's own samples",
             ),
+            "kl_per_composition": (
+                "figure",
+                "KL(model‖prior) per composition, nats: Σ_t (log p_model − log p_prior), averaged over compositions",
+            ),
         },
+    ),
+    **_group(
+        "reward",
+        {"music_reward": ("figure", "Σ_t Σ weight·term per composition, with the run's reward set and weights")},
     ),
     **_group(
         "novelty",
@@ -157,7 +167,19 @@ METRICS: dict[str, MetricInfo] = {
         percent=("scale_consistency",),
     ),
 }
-"""Every metric, in display order."""
+"""Every metric, in display order (plus ``reward_<name>``: see :func:`metric_info`)."""
+
+REWARD_TERM_PREFIX = "reward_"
+
+
+def metric_info(name: str) -> MetricInfo:
+    """What a metric means; ``reward_<name>`` is one reward term's unweighted sum per composition."""
+    if name in METRICS:
+        return METRICS[name]
+    if name.startswith(REWARD_TERM_PREFIX):
+        term = name[len(REWARD_TERM_PREFIX) :]
+        return MetricInfo("reward", "figure", f"reward term '{term}' summed over a composition (unweighted)")
+    raise KeyError(f"unknown metric '{name}'")
 
 
 @dataclass
@@ -175,7 +197,7 @@ class Metric:
 
     @property
     def info(self) -> MetricInfo:
-        return METRICS[self.name]
+        return metric_info(self.name)
 
     def per_unit(self) -> np.ndarray:
         """The figure of each unit where it is defined (e.g. pitch range of each melody with notes)."""
@@ -213,6 +235,14 @@ class Evaluation:
     settings: dict[str, Any] = field(default_factory=dict)
     vocab: Vocabulary = DEFAULT_VOCABULARY
 
+    def figures(self) -> dict[str, float]:
+        """Every figure by name, one float each: Table 1 (including ``distinct_melodies``) and every metric.
+
+        The flat view that selection, alarms, targets and ``run.json`` read."""
+        figures = {name: float(value) for name, value in self.table1.items()}
+        figures.update({name: metric.value for name, metric in self.metrics.items()})
+        return figures
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
@@ -244,6 +274,7 @@ def evaluate_tokens(
     vocab: Vocabulary = DEFAULT_VOCABULARY,
     prior_log_probs: np.ndarray | None = None,
     model_log_probs: np.ndarray | None = None,
+    rewards: RewardSet | None = None,
     corpus_index: NoteNgramIndex | None = None,
     paper_token_order: bool = False,
     set_size: int | None = None,
@@ -253,16 +284,22 @@ def evaluate_tokens(
 ) -> Evaluation:
     """All metrics of (N, T) melodies.
 
-    ``prior_log_probs`` (N, T), log p_prior of each token, adds ``log_prior_per_note``; with
-    ``model_log_probs`` (log-probabilities under the model that sampled them) also
-    ``kl_model_prior_per_note``. ``corpus_index`` adds the novelty metrics. Left-out inputs leave their
-    metrics out.
+    ``prior_log_probs`` (N, T), log p_prior of each token, adds ``log_prior_per_token``; with
+    ``model_log_probs`` (log-probabilities under the model that sampled them) also ``kl_per_token`` and
+    ``kl_per_composition``. ``rewards`` adds ``music_reward`` and each term as ``reward_<name>`` (the set is
+    reset first and only read: pass a fresh set so an evaluation never changes a training set's state).
+    ``corpus_index`` adds the novelty metrics. Left-out inputs leave their metrics out.
+
+    >>> import numpy as np
+    >>> evaluation = evaluate_tokens(np.tile([14, 1, 1, 1, 16, 1, 18, 1], (20, 4)), resamples=0)
+    >>> round(evaluation.figures()["starts_with_tonic"], 2), round(evaluation.figures()["hold_share"], 3)
+    (1.0, 0.625)
     """
     tokens = np.asarray(tokens, dtype=np.int64)
     if tokens.ndim != 2 or tokens.shape[0] == 0 or tokens.shape[1] < 8:
-        raise ValueError(f"melodies must be an (n >= 1, length >= 8) token array; got shape {tokens.shape}")
+        raise UserInputError(f"melodies must be an (n >= 1, length >= 8) token array; got shape {tokens.shape}")
     if tokens.min() < 0 or tokens.max() >= vocab.size:
-        raise ValueError(f"tokens must be classes 0..{vocab.size - 1}; got {tokens.min()}..{tokens.max()}")
+        raise UserInputError(f"tokens must be classes 0..{vocab.size - 1}; got {tokens.min()}..{tokens.max()}")
     key = Key.parse(key)
     count, length = tokens.shape
     steps = np.full(count, float(length))
@@ -272,20 +309,18 @@ def evaluate_tokens(
     per_melody = dict(table1_counts(tokens, key, vocab, paper_token_order))
     if prior_log_probs is not None:
         prior_log_probs = _check_log_probs(prior_log_probs, tokens, "prior_log_probs")
-        per_melody["log_prior_per_note"] = (prior_log_probs.sum(axis=1), steps)
+        per_melody["log_prior_per_token"] = (prior_log_probs.sum(axis=1), steps)
         if model_log_probs is not None:
             model_log_probs = _check_log_probs(model_log_probs, tokens, "model_log_probs")
-            per_melody["kl_model_prior_per_note"] = ((model_log_probs - prior_log_probs).sum(axis=1), steps)
+            kl = (model_log_probs - prior_log_probs).sum(axis=1)
+            per_melody["kl_per_token"] = (kl, steps)
+            per_melody["kl_per_composition"] = (kl, ones)
+    if rewards is not None:
+        music, terms = music_reward_per_composition(rewards, tokens, prior_log_probs)
+        per_melody["music_reward"] = (music, ones)
+        per_melody.update({f"{REWARD_TERM_PREFIX}{name}": (values, ones) for name, values in terms.items()})
     if corpus_index is not None:
-        copies = corpus_index.copy_statistics(tokens, COPY_NS, min_notes=COPIED_PHRASE_MIN_NOTES)
-        for n in COPY_NS:
-            per_melody[f"copy_rate_{n}gram"] = (
-                copies.copied[n].astype(np.float64),
-                copies.windows[n].astype(float),
-            )
-        longest = copies.longest_copied_steps.astype(np.float64)
-        per_melody["longest_copied_span"] = (longest, ones)
-        per_melody["plagiarism_rate"] = ((longest >= PLAGIARISM_STEPS).astype(np.float64), ones)
+        per_melody.update(_novelty(corpus_index, tokens, ones))
     per_melody.update(pitch_statistics(tokens, vocab))
     per_melody.update(rhythm_statistics(tokens, vocab))
     metrics = _with_intervals(per_melody, "melody", resamples, seed, exact=table1)
@@ -297,7 +332,8 @@ def evaluate_tokens(
         per_set = diversity_by_set(canonicalize(shuffled), set_size)
         sets = {name: (values, np.ones_like(values)) for name, values in per_set.items()}
         metrics.update(_with_intervals(sets, f"set of {set_size} melodies", resamples, seed + 1))
-    ordered = {name: metrics[name] for name in METRICS if name in metrics}
+    known = [name for name in METRICS if name in metrics]
+    ordered = {name: metrics[name] for name in [*known, *(name for name in metrics if name not in METRICS)]}
     settings = {
         "key": str(key),
         "paper_token_order": paper_token_order,
@@ -317,6 +353,36 @@ def evaluate_tokens(
     )
 
 
+def music_reward_per_composition(
+    rewards: RewardSet, tokens: np.ndarray, prior_log_probs: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Σ_t Σ weight·term of finished (N, T) compositions, and each term's unweighted sum, both (N,).
+
+    ``prior_log_probs`` (N, T), log p_prior of each token, is passed to the terms that read it (``surprise_band``).
+    """
+    count, length = tokens.shape
+    rewards.reset(count)
+    total = np.zeros(count)
+    sums: dict[str, np.ndarray] = {}
+    for t in range(length):
+        terms = rewards.step(tokens, t, None if prior_log_probs is None else prior_log_probs[:, t])
+        total += rewards.total(terms)
+        for name, values in terms.items():
+            sums[name] = sums.get(name, 0.0) + values
+    return total, sums
+
+
+def _novelty(corpus_index: NoteNgramIndex, tokens: np.ndarray, ones: np.ndarray) -> dict[str, Ratio]:
+    copies = corpus_index.copy_statistics(tokens, COPY_NS, min_notes=COPIED_PHRASE_MIN_NOTES)
+    novelty = {
+        f"copy_rate_{n}gram": (copies.copied[n].astype(np.float64), copies.windows[n].astype(float)) for n in COPY_NS
+    }
+    longest = copies.longest_copied_steps.astype(np.float64)
+    novelty["longest_copied_span"] = (longest, ones)
+    novelty["plagiarism_rate"] = ((longest >= PLAGIARISM_STEPS).astype(np.float64), ones)
+    return novelty
+
+
 def _check_log_probs(log_probs: np.ndarray, tokens: np.ndarray, name: str) -> np.ndarray:
     log_probs = np.asarray(log_probs, dtype=np.float64)
     if log_probs.shape != tokens.shape:
@@ -332,9 +398,14 @@ def _with_intervals(
     exact: dict[str, float] | None = None,
 ) -> dict[str, Metric]:
     names = list(ratios)
+    if not names:
+        return {}
     numerators = np.stack([np.asarray(ratios[n][0], dtype=np.float64) for n in names], axis=1)
     denominators = np.stack([np.asarray(ratios[n][1], dtype=np.float64) for n in names], axis=1)
-    low, high = bootstrap_intervals(numerators, denominators, resamples=resamples, seed=seed)
+    if resamples:
+        low, high = bootstrap_intervals(numerators, denominators, resamples=resamples, seed=seed)
+    else:  # figures only (a quick screening evaluation)
+        low = high = np.full(len(names), np.nan)
     metrics = {}
     for i, name in enumerate(names):
         value = (exact or {}).get(name, ratio(numerators[:, i], denominators[:, i]))
@@ -344,95 +415,8 @@ def _with_intervals(
     return metrics
 
 
-# ------------------------------------------------------------------------------------------ significance
-def two_proportion_p_value(events_a: float, trials_a: float, events_b: float, trials_b: float) -> float:
-    """Two-sided p of a two-proportion z test (pooled variance); NaN without trials."""
-    if trials_a <= 0 or trials_b <= 0:
-        return float("nan")
-    pooled = (events_a + events_b) / (trials_a + trials_b)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / trials_a + 1 / trials_b))
-    difference = events_a / trials_a - events_b / trials_b
-    if spread == 0:
-        return 1.0 if difference == 0 else 0.0
-    return math.erfc(abs(difference / spread) / math.sqrt(2))
+def figure_names(reward_names: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Every figure name an evaluation can report (Table 1, metrics, ``reward_<name>`` of the given terms)."""
+    from notetune.rewards.statistics import STATISTICS
 
-
-def p_value(a: Metric, b: Metric) -> float:
-    """Two-sided p-value for a difference between two sample sets in this metric.
-
-    Rates: two-proportion z test on the pooled counts; figures: Mann-Whitney U test on the per-unit values.
-    """
-    if a.info.kind == "rate":
-        return two_proportion_p_value(a.numerator.sum(), a.denominator.sum(), b.numerator.sum(), b.denominator.sum())
-    from scipy.stats import mannwhitneyu
-
-    x, y = a.per_unit(), b.per_unit()
-    if x.size == 0 or y.size == 0:
-        return float("nan")
-    if np.ptp(np.concatenate([x, y])) == 0:
-        return 1.0  # every value equal: no evidence of a difference
-    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
-
-
-def compare_evaluations(baseline: Evaluation, other: Evaluation) -> dict[str, float]:
-    """p-values of every metric both sets have, ``other`` against ``baseline``."""
-    return {
-        name: p_value(baseline.metrics[name], metric)
-        for name, metric in other.metrics.items()
-        if name in baseline.metrics
-    }
-
-
-# --------------------------------------------------------------------------------------------------- sources
-def evaluate_source(
-    source: SampleSource,
-    *,
-    prior: Prior | None = None,
-    corpus: str | None = "default",
-    key: str | None = None,
-    paper_token_order: bool = False,
-    set_size: int | None = None,
-    resamples: int = 1000,
-    seed: int = 0,
-) -> Evaluation:
-    """Evaluate a source's melodies; the key defaults to the model's own, else C major."""
-    started = time.perf_counter()
-    prior_log_probs = None
-    if prior is not None:
-        if prior.model.vocab != source.vocab:
-            raise ValueError(
-                f"the prior {prior.checkpoint} uses vocabulary {prior.model.vocab} but {source.label} "
-                f"uses {source.vocab}; pass a matching --prior or --prior none"
-            )
-        eval_key = str(Key.parse(key or source.key or "C major"))
-        # The prior's own samples at temperature 1 in the judged key: its log p is the sampler's (KL exactly 0).
-        same_model = (
-            source.checkpoint == prior.checkpoint
-            and source.settings.get("temperature", 1.0) == 1.0
-            and eval_key == str(Key.parse(source.key or prior.key))
-        )
-        prior_log_probs = source.model_log_probs if same_model else score_tokens(prior.in_key(eval_key), source.tokens)
-    corpus_index, corpus_path = load_corpus_index(corpus)
-    settings = {
-        "source": source.path,
-        "kind": source.kind,
-        **source.settings,
-        "prior": None if prior is None else str(prior.checkpoint),
-        "corpus": corpus_path,
-    }
-    evaluation = evaluate_tokens(
-        source.tokens,
-        source.label,
-        key=key or source.key or "C major",
-        vocab=source.vocab,
-        prior_log_probs=prior_log_probs,
-        model_log_probs=source.model_log_probs if prior is not None else None,
-        corpus_index=corpus_index,
-        paper_token_order=paper_token_order,
-        set_size=set_size,
-        resamples=resamples,
-        seed=seed,
-        settings=settings,
-    )
-    evaluation.settings["scoring_seconds"] = round(time.perf_counter() - started, 3)
-    return evaluation
+    return list(dict.fromkeys([*STATISTICS, *METRICS, *(f"{REWARD_TERM_PREFIX}{name}" for name in reward_names)]))
