@@ -19,10 +19,10 @@ from notetune.agents.checkpoints import (
     save_training_checkpoint,
 )
 from notetune.agents.config import TuneConfig
+from notetune.agents.evaluation import evaluate_policy
 from notetune.agents.kl import KLController
 from notetune.agents.policy import MelodyPolicy
 from notetune.agents.run import TuneError, TuneRun, load_run
-from notetune.agents.evaluation import evaluate_policy
 from notetune.agents.selection import CollapseRule, SelectionRule, Watcher
 from notetune.envs import MelodyVecEnv
 from notetune.pretrained.checkpoint import load_checkpoint

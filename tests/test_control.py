@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pretty_midi
 import pytest
-from notetune.pretrained.errors import UserInputError
 import torch
 from notetune.agents.config import TuneConfig
 from notetune.agents.run import TuneError, TuneRun
@@ -18,6 +17,7 @@ from notetune.pretrained.constraints import (
     parse_primer,
     violations,
 )
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.model import NoteRNN, PriorProduct
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.transpose import OUT_OF_RANGE_LOGIT, key_transposition, transpose_model

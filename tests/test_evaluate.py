@@ -5,13 +5,13 @@ import math
 
 import numpy as np
 import pytest
-from notetune.pretrained.corpus import load_corpus
-from notetune.scripts.cli import main
 from notetune.agents.evaluation import evaluate_source
+from notetune.agents.sources import load_corpus_index, load_prior, load_source
+from notetune.pretrained.corpus import load_corpus
 from notetune.rewards.evaluation import METRICS, evaluate_tokens
 from notetune.rewards.significance import p_value, two_proportion_p_value
+from notetune.scripts.cli import main
 from notetune.scripts.report_text import format_table
-from notetune.agents.sources import load_corpus_index, load_prior, load_source
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 import wave
 
 import numpy as np
-from notetune.pretrained.encoding import canonicalize, read_midi
-from notetune.scripts.cli import main
-from notetune.rewards.evaluation import evaluate_tokens
 from notetune.agents.sources import load_source
+from notetune.pretrained.encoding import canonicalize, read_midi
+from notetune.rewards.evaluation import evaluate_tokens
+from notetune.scripts.cli import main
 
 
 def test_sample_exports_every_format_and_the_midi_folder_evaluates_like_the_npz(tmp_path, tiny_prior_dir):

@@ -6,9 +6,9 @@ import re
 
 import pytest
 from browser import chromium_binary, run_chromium
+from notetune.agents.sources import load_source
 from notetune.scripts.cli import main
 from notetune.scripts.listening import KEY_FILE, export_listening_test, score_listening_test
-from notetune.agents.sources import load_source
 
 
 def answers_preferring(test_dir, preferred_set, choice_for_others="none"):

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from notetune.agents.sources import load_corpus_index
 from notetune.pretrained.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from notetune.pretrained.encoding import canonicalize
 from notetune.pretrained.model import NoteRNN, NoteRNNConfig
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.rewards import table1_statistics
+from notetune.rewards.evaluation import COPY_NS, evaluate_tokens
 from notetune.rewards.metrics import (
     bootstrap_intervals,
     diversity_by_set,
@@ -29,8 +31,6 @@ from notetune.rewards.metrics import (
     rhythm_statistics,
 )
 from notetune.rewards.statistics import table1_counts
-from notetune.agents.sources import load_corpus_index
-from notetune.rewards.evaluation import COPY_NS, evaluate_tokens
 
 BUDGET_SECONDS = 30.0
 

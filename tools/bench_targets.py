@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-
 from notetune.agents.config import TuneConfig
-from notetune.agents.run import TuneRun
 from notetune.agents.evaluation import evaluate_policy
-from notetune.pretrained.typed_config import read_toml
+from notetune.agents.run import TuneRun
 from notetune.pretrained.checkpoint import load_checkpoint
+from notetune.pretrained.typed_config import read_toml
 from notetune.rewards import RewardSet
 
 CONFIGS = Path(__file__).resolve().parents[1] / "scripts" / "configs"
@@ -97,6 +95,14 @@ def check_targets(targets: list[Target], tuned: dict[str, float], untuned: dict[
     return checked
 
 
+def figures(policy, prior, config: TuneConfig, num: int) -> dict[str, float]:
+    """The figures of ``num`` compositions of ``policy``, scored with the run's own reward set and weights."""
+    rewards = RewardSet.from_spec(config.reward, config.weights, key=config.key, length=config.length)
+    return evaluate_policy(
+        policy, prior, num=num, length=config.length, seed=2024, key=config.key, rewards=rewards
+    ).figures()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="bench-results/targets.json")
@@ -116,14 +122,7 @@ def main() -> None:
         config = TuneConfig(**{**RUNS[name], "out": str(run_dir), "progress": False})
         record = TuneRun(config).run()
         model, _ = load_checkpoint(run_dir / "model")
-        def figures(policy) -> dict[str, float]:
-            # The run's own reward set and weights, fresh for each evaluation.
-            rewards = RewardSet.from_spec(config.reward, config.weights, key=config.key, length=config.length)
-            return evaluate_policy(
-                policy, prior, num=args.num, length=config.length, seed=2024, key=config.key, rewards=rewards
-            ).figures()
-
-        tuned, untuned = figures(model), figures(prior)
+        tuned, untuned = (figures(policy, prior, config, args.num) for policy in (model, prior))
         results[name] = {
             "steps": record["steps"],
             "seconds": record["seconds"],
