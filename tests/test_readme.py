@@ -69,6 +69,7 @@ def command_lines(body: str) -> list[tuple[int, str]]:
     lines, pending, first = [], "", 0
     for offset, raw in enumerate(body.splitlines()):
         line = strip_comment(raw).strip()
+        line = line[2:] if line.startswith("$ ") and not pending else line  # a console prompt
         first = first if pending else offset
         if line.endswith("\\"):
             pending += line[:-1].strip() + " "
@@ -135,7 +136,7 @@ def test_a_wrong_flag_in_a_readme_line_would_be_caught(parser, capsys):
     for argv in (["tune", "--max-minuets", "5"], ["tune", "--steps", "1.5M"], ["sample", "--num", "many"]):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
-    assert command_lines('notetune a --b "c # d" F#  # comment\n\nnotetune x \\\n  --y 1\n') == [
+    assert command_lines('notetune a --b "c # d" F#  # comment\n\n$ notetune x \\\n  --y 1\n') == [
         (0, 'notetune a --b "c # d" F#'),
         (2, "notetune x --y 1"),
     ]
