@@ -122,7 +122,9 @@ class Form:
                 )
             phrase_steps = length // count
         if phrase_steps < 2:
-            raise FormError(f"form {self.text} leaves {phrase_steps} step per phrase in {length} steps; use fewer letters")
+            raise FormError(
+                f"form {self.text} leaves {phrase_steps} step per phrase in {length} steps; use fewer letters"
+            )
         return FormLayout(self, length, phrase_steps)
 
 

@@ -1,10 +1,11 @@
 """notetune.rewards: pure, batched reward functions for tuning melody models, and the paper's statistics.
 
-Importing this package registers the built-in rewards and the ``rl_tuner`` and ``notetune`` sets.
+Importing this package registers the built-in rewards and the ``rl_tuner``, ``notetune``, ``notetune_long`` and
+``form`` sets.
 No torch, no gymnasium, no file I/O: numpy and the token vocabulary only.
 """
 
-from . import notetune_rules, novelty, rl_tuner, sets  # noqa: F401  (imported to register rewards and sets)
+from . import form, long_rules, notetune_rules, novelty, rl_tuner, sets  # noqa: F401  (imported to register rewards and sets)
 from .core import (
     DEFAULT_LENGTH,
     RewardError,

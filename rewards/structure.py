@@ -47,14 +47,14 @@ def bars_of(tokens: np.ndarray, meter: Meter | str = DEFAULT_METER) -> np.ndarra
     return tokens[:, : count * meter.steps_per_bar].reshape(tokens.shape[0], count, meter.steps_per_bar)
 
 
-def _transposed_to_first_note(windows: np.ndarray) -> np.ndarray:
+def relative_to_first_note(windows: np.ndarray) -> np.ndarray:
     """Windows (..., L) with pitches taken relative to each window's first note (specials unchanged)."""
     onset = windows >= NUM_SPECIAL
     first = np.take_along_axis(windows, onset.argmax(axis=-1)[..., None], axis=-1)
     return np.where(onset, windows - first + 256, windows)  # + 256 keeps relative pitches clear of 0 and 1
 
 
-def _repeats_earlier(windows: np.ndarray) -> np.ndarray:
+def repeats_earlier(windows: np.ndarray) -> np.ndarray:
     """(N, W) bool: window w equals some window w' < w of the same piece (exact comparison, no hashing)."""
     count, width, steps = windows.shape
     rows = np.ascontiguousarray(windows.astype(np.int16))
@@ -66,7 +66,7 @@ def _repeats_earlier(windows: np.ndarray) -> np.ndarray:
 def bar_repetition(tokens: np.ndarray, meter: Meter | str = DEFAULT_METER) -> tuple[np.ndarray, np.ndarray]:
     """(exact, transposed): (N, bars) bool, the bar repeats an earlier bar of its piece (bar 0 never does)."""
     bars = bars_of(tokens, meter)
-    return _repeats_earlier(bars), _repeats_earlier(_transposed_to_first_note(bars))
+    return repeats_earlier(bars), repeats_earlier(relative_to_first_note(bars))
 
 
 # --------------------------------------------------------------------------------------------- phrases
@@ -275,7 +275,9 @@ def structure_counts(
     count, length = tokens.shape
     num_bars = meter.bars(length)
     if num_bars < 1:
-        raise ValueError(f"structure statistics need at least one {meter} bar ({meter.steps_per_bar} steps), got {length}")
+        raise ValueError(
+            f"structure statistics need at least one {meter} bar ({meter.steps_per_bar} steps), got {length}"
+        )
     exact, transposed = bar_repetition(tokens, meter)
     ones = np.ones(count)
     after_first = np.full(count, float(num_bars - 1))
@@ -287,12 +289,13 @@ def structure_counts(
         else np.zeros(count)
     )
     unique, step = climax(tokens)
+    ends_on_tonic = ends_with_cadence(tokens, key, vocab, degrees=(1,), to_the_end=True)
     return {
         "bar_repeated_exact": (exact.sum(axis=1).astype(np.float64), after_first),
         "bar_repeated_transposed": (transposed.sum(axis=1).astype(np.float64), after_first),
         "distinct_bars": ((num_bars - exact.sum(axis=1)).astype(np.float64), ones),
         "phrase_cadences": (cadences.astype(np.float64), np.full(count, float(num_phrases))),
-        "ends_on_tonic": (ends_with_cadence(tokens, key, vocab, degrees=(1,), to_the_end=True).astype(np.float64), ones),
+        "ends_on_tonic": (ends_on_tonic.astype(np.float64), ones),
         "unique_climax": (unique.astype(np.float64), ones),
         "climax_in_second_half": ((unique & (step >= length // 2)).astype(np.float64), ones),
     }
