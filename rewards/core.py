@@ -55,6 +55,11 @@ class RewardSetup:
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", Key.parse(self.key))
         object.__setattr__(self, "meter", Meter.parse(self.meter, self.vocab))
+        if self.meter.steps_per_quarter != self.vocab.steps_per_quarter:
+            raise ValueError(
+                f"meter {self.meter} counts {self.meter.steps_per_quarter} steps a quarter, the vocabulary "
+                f"{self.vocab.steps_per_quarter}; build it with Meter.parse({str(self.meter)!r}, vocab)"
+            )
         if self.form is not None:
             object.__setattr__(self, "form", Form.parse(self.form))
         if self.length < 8:

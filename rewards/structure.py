@@ -22,6 +22,7 @@ Definitions (the same the ``form`` and ``notetune_long`` rewards pay):
 from __future__ import annotations
 
 import numpy as np
+from notetune.pretrained.form import NEW, RETURN, VARIATION, FormLayout
 from notetune.pretrained.meter import DEFAULT_METER, Meter
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, NUM_SPECIAL, Vocabulary
 
@@ -128,7 +129,9 @@ def phrase_similarity(
 ) -> np.ndarray:
     """(N, P, P) share of agreeing steps between every two phrases of each piece (1 on the diagonal).
 
-    ``half=True`` compares the phrases' first halves only (how a variation A' is recognised).
+    With ``phrase_steps = meter.steps_per_bar`` it is the bar-level self-similarity matrix; its mean over
+    pieces is the picture of a set's structure. ``half=True`` compares the phrases' first halves only (how
+    a variation A' is recognised).
     """
     pitch, onset = (phrases_of(array, phrase_steps) for array in sounding_and_onsets(tokens, vocab))
     if half:
@@ -316,6 +319,47 @@ def structure_statistics(
 def _pooled(numerator: np.ndarray, denominator: np.ndarray) -> float:
     total = float(np.sum(denominator))
     return float(np.sum(numerator)) / total if total else float("nan")
+
+
+def form_compliance_counts(
+    tokens: np.ndarray, layout: FormLayout, vocab: Vocabulary = DEFAULT_VOCABULARY, threshold: float = SIMILAR
+) -> dict[str, Ratio]:
+    """Per piece, whether it follows ``layout``'s form: (1 or 0, 1) each.
+
+    - ``returns_agree``: every returning phrase agrees with the first phrase of its label on at least
+      ``threshold`` of its steps, and every variation's first half with its letter's first half;
+    - ``contrasts_differ``: every new letter agrees with each earlier letter's first phrase on fewer, and
+      every variation's second half with its letter's second half;
+    - ``form_followed``: both.
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    form, steps, half = layout.form, layout.phrase_steps, layout.half_steps
+    pitch, onset = sounding_and_onsets(tokens, vocab)
+
+    def share(first: int, second: int, width: int) -> np.ndarray:
+        a, b = slice(first, first + width), slice(second, second + width)
+        return agreement((pitch[:, a], onset[:, a]), (pitch[:, b], onset[:, b]), vocab) / width
+
+    count = tokens.shape[0]
+    agree = np.ones(count, dtype=bool)
+    differ = np.ones(count, dtype=bool)
+    firsts = [p for p, role in enumerate(form.roles) if role == NEW]
+    for phrase, role in enumerate(form.roles):
+        start, source = layout.start(phrase), layout.start(form.sources[phrase])
+        if role == RETURN:
+            agree &= share(source, start, steps) >= threshold
+        elif role == VARIATION:
+            agree &= share(source, start, half) >= threshold
+            differ &= share(source + half, start + half, steps - half) < threshold
+        else:
+            for earlier in (p for p in firsts if p < phrase):
+                differ &= share(layout.start(earlier), start, steps) < threshold
+    ones = np.ones(count)
+    return {
+        "returns_agree": (agree.astype(np.float64), ones),
+        "contrasts_differ": (differ.astype(np.float64), ones),
+        "form_followed": ((agree & differ).astype(np.float64), ones),
+    }
 
 
 # ------------------------------------------------------------------------------ Table 1 on long pieces

@@ -10,6 +10,7 @@ from notetune.rewards.structure import (
     bar_repetition,
     detect_forms,
     ends_with_cadence,
+    form_compliance_counts,
     form_shares,
     phrase_similarity,
     structure_counts,
@@ -141,3 +142,22 @@ def test_shipped_corpus_first_eight_bars_match_the_issue():
     assert len(corpus) == 8893
     assert round(100 * stats["bar_repeated_exact"], 1) == 14.5
     assert round(100 * stats["bar_repeated_transposed"], 1) == 16.7
+
+
+def test_form_compliance_per_piece():
+    from notetune.pretrained.form import Form
+
+    pieces = np.stack(
+        [
+            np.concatenate([A_PHRASE, A_PHRASE, B_PHRASE, A_PHRASE]),
+            np.concatenate([A_PHRASE, B_PHRASE, C_PHRASE, D_PHRASE]),
+            np.concatenate([A_PHRASE, A_PHRASE, A_PHRASE, A_PHRASE]),
+        ]
+    )
+    counts = form_compliance_counts(pieces, Form.parse("AABA").layout(128))
+    assert counts["returns_agree"][0].tolist() == [1.0, 0.0, 1.0]
+    assert counts["contrasts_differ"][0].tolist() == [1.0, 1.0, 0.0]  # AAAA has no B
+    assert counts["form_followed"][0].tolist() == [1.0, 0.0, 0.0]
+    varied = np.concatenate([A_PHRASE, A_VARIED, B_PHRASE, A_PHRASE])[None]
+    primed = form_compliance_counts(np.concatenate([varied, pieces[:1]]), Form.parse("AA'BA").layout(128))
+    assert primed["form_followed"][0].tolist() == [1.0, 0.0]  # a plain copy is no variation
