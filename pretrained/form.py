@@ -186,6 +186,24 @@ def form_allowed(
     return mask
 
 
+def form_allowed_sequences(
+    tokens: np.ndarray, layout: FormLayout, vocab_size: int, allowed: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, T, V) bool: :func:`form_allowed` at every step of complete (N, T) compositions at once.
+
+    For scoring whole sequences under a strict form (a policy's log-probabilities, the prior's log p).
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    count, length = tokens.shape
+    base = np.ones((length, vocab_size), dtype=bool) if allowed is None else np.asarray(allowed[:length], dtype=bool)
+    mask = np.broadcast_to(base, (count, length, vocab_size)).copy()
+    copied = np.flatnonzero(layout.copy_source[:length] >= 0)
+    mask[:, copied] = False
+    rows = np.arange(count)[:, None]
+    mask[rows, copied[None, :], tokens[:, layout.copy_source[copied]]] = True
+    return mask
+
+
 def check_form_constraints(layout: FormLayout, allowed: np.ndarray | None) -> None:
     """Raise :class:`FormError` when a static constraint forbids at a copied step what its source allows."""
     if allowed is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .form import FormLayout, check_form_constraints, form_allowed
+from .form import FormLayout, check_form_constraints, form_allowed, form_allowed_sequences
 from .model import NoteRNN
 
 
@@ -53,3 +53,27 @@ def sample_tokens_with_form(
             if t + 1 < length:
                 log_probs, state = model.step(action, state)
     return (out, out_log_probs) if out_log_probs is not None else out
+
+
+@torch.no_grad()
+def log_prior_per_step_with_form(
+    model: NoteRNN,
+    tokens: np.ndarray,
+    layout: FormLayout,
+    batch_size: int = 4096,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, T) log p_model(token_t | history) renormalised over what the strict form allows (0 at copied steps).
+
+    The whole-sequence counterpart of :func:`sample_tokens_with_form`'s ``return_log_probs``.
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    rows = []
+    for begin in range(0, len(tokens), batch_size):
+        chunk = torch.from_numpy(tokens[begin : begin + batch_size])
+        history = torch.full((len(chunk), 1), model.start_token, dtype=torch.long)
+        logits, _ = model(torch.cat([history, chunk[:, :-1]], dim=1))
+        mask = torch.from_numpy(form_allowed_sequences(chunk.numpy(), layout, logits.shape[-1], allowed))
+        log_probs = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+        rows.append(log_probs.gather(-1, chunk.unsqueeze(-1)).squeeze(-1).numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, layout.length))

@@ -151,3 +151,14 @@ def test_strict_form_holds_in_every_one_of_1000_prior_samples(text):
     assert (form_violations(samples, layout) == 0).all()
     assert len({row.tobytes() for row in samples}) > 990  # copying phrases, not whole melodies
     assert (detect_forms(samples, layout.phrase_steps) == text).mean() > 0.9
+
+
+def test_strict_form_log_probs_stepwise_equal_whole_sequence(tiny_prior):
+    from notetune.pretrained.form_sampling import log_prior_per_step_with_form, sample_tokens_with_form
+
+    layout = Form.parse("AA'BA").layout(64)
+    samples, stepwise = sample_tokens_with_form(tiny_prior, 20, layout, seed=3, return_log_probs=True)
+    whole = log_prior_per_step_with_form(tiny_prior, samples, layout)
+    assert np.allclose(stepwise, whole, atol=1e-5)
+    copied = layout.copy_source >= 0
+    assert np.all(whole[:, copied] == 0.0) and np.all(whole[:, ~copied] < 0.0)
