@@ -5,6 +5,8 @@ Importing this package registers the built-in rewards and the ``rl_tuner``, ``no
 No torch, no gymnasium, no file I/O: numpy and the token vocabulary only.
 """
 
+from notetune.pretrained.meter import Meter, MeterError
+
 from . import form, long_rules, notetune_rules, novelty, rl_tuner, sets  # noqa: F401  (imported to register rewards and sets)
 from .core import (
     DEFAULT_LENGTH,
@@ -14,6 +16,7 @@ from .core import (
     StepBatch,
     UnknownRewardError,
 )
+from .form import Form, FormError
 from .keys import ALL_KEYS, Key
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -31,10 +34,14 @@ __all__ = [
     "ALL_KEYS",
     "DEFAULT_LENGTH",
     "DEFAULT_REWARD_SET",
+    "Form",
+    "FormError",
     "ENTRY_POINT_GROUP",
     "PAPER_TABLE1",
     "STATISTICS",
     "Key",
+    "Meter",
+    "MeterError",
     "RewardError",
     "RewardSet",
     "RewardSetup",

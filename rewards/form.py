@@ -19,7 +19,7 @@ transposition allowed, rhythm and held notes counted), so they scale with the ph
 from __future__ import annotations
 
 import numpy as np
-from notetune.pretrained.form import NEW, RETURN, VARIATION, FormError, FormLayout
+from notetune.pretrained.form import NEW, RETURN, VARIATION, Form, FormError, FormLayout
 
 from .core import RewardSetup, StatefulReward, StepBatch
 from .registry import reward
@@ -35,6 +35,8 @@ FORM_WEIGHTS = {
 """The ``form`` set: phrase terms per step (2 per agreeing step), event terms per event."""
 
 DOMINANT, TONIC = (5,), (1,)
+
+__all__ = ["FORM_WEIGHTS", "Form", "FormError", "FormLayout", "cadence_degrees"]
 
 
 class PhraseReward(StatefulReward):
