@@ -1,10 +1,13 @@
 """notetune.rewards: pure, batched reward functions for tuning melody models, and the paper's statistics.
 
-Importing this package registers the built-in rewards and the ``rl_tuner`` and ``notetune`` sets.
+Importing this package registers the built-in rewards and the ``rl_tuner``, ``notetune``, ``notetune_long`` and
+``form`` sets.
 No torch, no gymnasium, no file I/O: numpy and the token vocabulary only.
 """
 
-from . import notetune_rules, novelty, rl_tuner, sets  # noqa: F401  (imported to register rewards and sets)
+from notetune.pretrained.meter import Meter, MeterError
+
+from . import form, long_rules, notetune_rules, novelty, rl_tuner, sets  # noqa: F401  (imported to register rewards and sets)
 from .core import (
     DEFAULT_LENGTH,
     RewardError,
@@ -13,6 +16,7 @@ from .core import (
     StepBatch,
     UnknownRewardError,
 )
+from .form import Form, FormError
 from .keys import ALL_KEYS, Key
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -30,10 +34,14 @@ __all__ = [
     "ALL_KEYS",
     "DEFAULT_LENGTH",
     "DEFAULT_REWARD_SET",
+    "Form",
+    "FormError",
     "ENTRY_POINT_GROUP",
     "PAPER_TABLE1",
     "STATISTICS",
     "Key",
+    "Meter",
+    "MeterError",
     "RewardError",
     "RewardSet",
     "RewardSetup",

@@ -18,6 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from notetune.pretrained.errors import UserInputError
+from notetune.pretrained.form import Form, FormLayout
+from notetune.pretrained.meter import DEFAULT_METER, Meter
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 
 from .keys import Key
@@ -46,11 +48,30 @@ class RewardSetup:
     """Steps per composition; end-of-piece rules fire at ``t == length - 1``."""
     corpus: Sequence[np.ndarray] | None = None
     """Training melodies (1-D token arrays, any length) for rewards that compare with the corpus."""
+    meter: Meter = DEFAULT_METER
+    """The bar of bar-level rules and statistics (4/4: 16 steps). RL Tuner's rules keep their 8-step "bar"."""
+    form: Form | None = None
+    """Phrase form (e.g. ``Form.parse("AABA")``) for the ``form`` rewards; None without one."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", Key.parse(self.key))
+        object.__setattr__(self, "meter", Meter.parse(self.meter, self.vocab))
+        if self.meter.steps_per_quarter != self.vocab.steps_per_quarter:
+            raise ValueError(
+                f"meter {self.meter} counts {self.meter.steps_per_quarter} steps a quarter, the vocabulary "
+                f"{self.vocab.steps_per_quarter}; build it with Meter.parse({str(self.meter)!r}, vocab)"
+            )
+        if self.form is not None:
+            object.__setattr__(self, "form", Form.parse(self.form))
         if self.length < 8:
             raise ValueError(f"compositions must be at least one 8-step bar long, got length {self.length}")
+        if self.form is not None:
+            self.form.layout(self.length, self.meter)  # raises FormError when the form does not fit
+
+    @property
+    def form_layout(self) -> FormLayout | None:
+        """The form's phrases placed on ``length`` steps, or None without a form."""
+        return None if self.form is None else self.form.layout(self.length, self.meter)
 
 
 @dataclass(frozen=True)
@@ -70,6 +91,9 @@ class StepBatch:
     prior_log_probs: np.ndarray | None = None
     """(B, V) float: the prior's log-probabilities at this step, when the environment supplies them — or (B,), the
     log-probability of the action alone, when an evaluation scores finished compositions."""
+    """(B, V) float: the prior's log-probabilities at this step, when the environment supplies them."""
+    meter: Meter = DEFAULT_METER
+    """The meter of bar-level rules (``meter.steps_per_bar``)."""
 
     @property
     def batch_size(self) -> int:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 from notetune.pretrained.errors import UserInputError
+from notetune.pretrained.form import Form
+from notetune.pretrained.meter import DEFAULT_METER, Meter
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 
 from .core import (
@@ -94,13 +96,19 @@ class RewardSet:
         vocab: Vocabulary = DEFAULT_VOCABULARY,
         length: int = DEFAULT_LENGTH,
         corpus: Sequence[np.ndarray] | None = None,
+        meter: Meter | str = DEFAULT_METER,
+        form: Form | str | None = None,
     ) -> RewardSet:
         """Build a reward set from names, reward-set names and dotted paths, each optionally ``NAME=WEIGHT``.
 
         ``weights`` (name → weight) is applied last and overrides the spec. A later item for a reward already
         in the set changes its weight, so ``"rl_tuner,key=5"`` is RL Tuner with a stronger key rule.
+        ``meter`` ("4/4", "3/4", "6/8") sets the bar of bar-level rules; ``form`` ("AABA") the phrases of the
+        ``form`` rewards.
         """
-        setup = RewardSetup(key=Key.parse(key), vocab=vocab, length=length, corpus=corpus)
+        setup = RewardSetup(
+            key=Key.parse(key), vocab=vocab, length=length, corpus=corpus, meter=Meter.parse(meter, vocab), form=form
+        )
         entries: dict[str, RewardEntry] = {}
         spec_weights: dict[str, float] = {}
 
@@ -145,6 +153,14 @@ class RewardSet:
     @property
     def length(self) -> int:
         return self.setup.length
+
+    @property
+    def meter(self) -> Meter:
+        return self.setup.meter
+
+    @property
+    def form(self) -> Form | None:
+        return self.setup.form
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Change the weights of terms already in the set."""
@@ -206,7 +222,9 @@ class RewardSet:
         setup = self.setup
         terms: dict[str, np.ndarray] = {}
         for name, fn in self._rewards:
-            batch = StepBatch(composition, t, setup.key, setup.vocab, setup.length, self._states[name], prior_log_probs)
+            batch = StepBatch(
+                composition, t, setup.key, setup.vocab, setup.length, self._states[name], prior_log_probs, setup.meter
+            )
             try:
                 values = fn(batch)
             except RewardError:

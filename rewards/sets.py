@@ -1,7 +1,10 @@
-"""The named reward sets: ``rl_tuner`` (faithful) and ``notetune`` (the corrected default)."""
+"""The named reward sets: ``rl_tuner`` (faithful), ``notetune`` (the corrected default), ``notetune_long``
+(``notetune`` with bar-level returns and cadences, for long pieces) and ``form`` (added to a spec with a form)."""
 
 from __future__ import annotations
 
+from .form import FORM_WEIGHTS
+from .long_rules import NOTETUNE_LONG_WEIGHTS
 from .notetune_rules import NOTETUNE_WEIGHTS
 from .registry import register_reward_set
 from .rl_tuner import RL_TUNER_RULES
@@ -15,3 +18,5 @@ DEFAULT_REWARD_SET = "notetune"
 
 register_reward_set("rl_tuner", RL_TUNER_WEIGHTS)
 register_reward_set("notetune", NOTETUNE_WEIGHTS)
+register_reward_set("notetune_long", NOTETUNE_LONG_WEIGHTS)
+register_reward_set("form", FORM_WEIGHTS)
