@@ -91,7 +91,6 @@ class StepBatch:
     prior_log_probs: np.ndarray | None = None
     """(B, V) float: the prior's log-probabilities at this step, when the environment supplies them — or (B,), the
     log-probability of the action alone, when an evaluation scores finished compositions."""
-    """(B, V) float: the prior's log-probabilities at this step, when the environment supplies them."""
     meter: Meter = DEFAULT_METER
     """The meter of bar-level rules (``meter.steps_per_bar``)."""
 
