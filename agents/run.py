@@ -359,7 +359,7 @@ class TuneRun:
             "evaluations": self.watcher.history,
         }
         tmp = self.out / "run.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(_finite_or_null(record), indent=2, default=_json_default) + "\n")
         tmp.replace(self.out / "run.json")
         return record
 
@@ -429,6 +429,17 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return versions
+
+
+def _finite_or_null(value: Any) -> Any:
+    """The record with NaN and infinities as null (figures undefined for a batch), so run.json is strict JSON."""
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
