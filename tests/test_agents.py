@@ -30,6 +30,7 @@ from notetune.pretrained.sampling import sample_tokens
 from notetune.rewards import RewardSet, UnknownRewardError
 from notetune.rewards.evaluation import evaluate_tokens
 from notetune.rewards.statistics import table1_statistics
+from tuning import tiny_config
 
 TOY_REWARD = '''
 def play_d(tokens, t):
@@ -62,28 +63,7 @@ def d_share(model, num=2000):
 
 
 def config(tmp_path, prior_dir, corpus_path, **overrides):
-    base = dict(
-        prior=prior_dir,
-        corpus=corpus_path,
-        out=str(tmp_path / "run"),
-        length=8,
-        num_envs=64,
-        steps=8192,
-        max_minutes=0,
-        eval_every=4096,
-        eval_size=256,
-        confirm_size=256,
-        checkpoint_every=4096,
-        threads=1,
-        progress=False,
-        kl_coef=0.05,
-        kl_target=0.0,
-        learning_rate=3e-3,
-        patience=0,
-        max_kl=100.0,
-    )
-    base.update(overrides)
-    return TuneConfig(**base)
+    return tiny_config(tmp_path / "run", prior_dir, corpus_path, **overrides)
 
 
 def test_policy_equals_the_prior_before_the_first_update(tiny_prior):

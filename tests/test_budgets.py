@@ -5,34 +5,15 @@ import json
 from pathlib import Path
 
 import pytest
-from notetune.agents.config import TuneConfig
 from notetune.agents.run import TuneRun, corpus_rates
 from notetune.pretrained.corpus import load_corpus
 from notetune.pretrained.vocab import HOLD, REST
+from tuning import tiny_config
 
 
 def tiny_run(out: Path, prior_dir: str, corpus_path: str, **overrides) -> dict:
-    settings = dict(
-        prior=prior_dir,
-        corpus=corpus_path,
-        out=str(out),
-        length=8,
-        num_envs=64,
-        steps=4096,
-        eval_every=2048,
-        eval_size=128,
-        confirm_size=128,
-        checkpoint_every=2048,
-        threads=1,
-        progress=False,
-        kl_coef=0.05,
-        kl_target=0.0,
-        learning_rate=3e-3,
-        patience=0,
-        max_kl=100.0,
-    )
-    settings.update(overrides)
-    return TuneRun(TuneConfig(**settings)).run()
+    settings = dict(steps=4096, eval_every=2048, eval_size=128, confirm_size=128, checkpoint_every=2048)
+    return TuneRun(tiny_config(out, prior_dir, corpus_path, **{**settings, **overrides})).run()
 
 
 def model_digest(run_dir: Path) -> str:
@@ -42,7 +23,7 @@ def model_digest(run_dir: Path) -> str:
 def test_same_seed_and_steps_export_the_same_model(tmp_path, tiny_prior_dir, tiny_corpus_path):
     first = tiny_run(tmp_path / "a", tiny_prior_dir, tiny_corpus_path, seed=3)
     second = tiny_run(tmp_path / "b", tiny_prior_dir, tiny_corpus_path, seed=3)
-    other_seed = tiny_run(tmp_path / "c", tiny_prior_dir, tiny_corpus_path, seed=4)
+    tiny_run(tmp_path / "c", tiny_prior_dir, tiny_corpus_path, seed=4)
     assert first["steps"] == second["steps"] == 4096
     assert model_digest(tmp_path / "a") == model_digest(tmp_path / "b")
     assert model_digest(tmp_path / "a") != model_digest(tmp_path / "c")
