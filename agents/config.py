@@ -18,6 +18,7 @@ ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g")
 class TuneConfig:
     """Settings of `notetune tune`."""
 
+    # --- what to tune, for how long
     algo: Literal["ppo", "a2c", "dqn", "psi", "g"] = "ppo"
     """Algorithm: ppo or a2c (batched recurrent fast path), dqn, psi or g (RL Tuner's Q, Ψ and G-learning)."""
     steps: int = 4_000_000
@@ -27,10 +28,12 @@ class TuneConfig:
     """Optional wall-clock cap (0 = none); run.json says when it cut the run short."""
     seed: int = 0
     """Seed for the policy's sampling, updates and evaluation batches."""
+    # --- rewards
     reward: list[str] = field(default_factory=lambda: ["notetune"])
     """Reward sets, reward names or dotted paths (module:function), each optionally NAME=WEIGHT."""
     weights: dict[str, float] = field(default_factory=dict)
     """Weight overrides, name → weight (applied after --reward)."""
+    # --- the compositions
     key: str = "C major"
     """Key and mode the rules judge against, e.g. 'D minor'."""
     length: int = 32
@@ -41,6 +44,7 @@ class TuneConfig:
     """Corpus token file for corpus-based rewards ('default' = the shipped corpus)."""
     out: str = "runs/tune"
     """Run directory (config, checkpoints, TensorBoard logs, run.json, exported model/)."""
+    # --- KL control
     kl_mode: Literal["full", "rl_tuner"] = "full"
     """full: reward − β·(log π − log p_prior); rl_tuner: RL Tuner's literal log p_prior + r_MT/c."""
     kl_coef: float = 15.0
@@ -53,6 +57,7 @@ class TuneConfig:
     """Smallest β the adaptive controller may reach."""
     kl_max_beta: float = 1e3
     """Largest β the adaptive controller may reach."""
+    # --- the algorithms (ppo/a2c, then dqn/psi/g)
     num_envs: int = 256
     """Compositions written in parallel (ppo/a2c) or environments (dqn family: 1 is RL Tuner's)."""
     learning_rate: float = 1e-4
@@ -73,6 +78,10 @@ class TuneConfig:
     """Value-loss weight."""
     max_grad_norm: float = 1.0
     """Gradient clipping."""
+    normalize_advantage: bool = True
+    """ppo/a2c: normalise advantages within each minibatch."""
+    target_kl: float = 0.0
+    """ppo: stop a rollout's epochs once the approximate KL between old and new policy exceeds 1.5× this (0 = never)."""
     value_hidden: int = 64
     """ppo/a2c: units of the value head (on the actor's detached features plus a step embedding)."""
     buffer_size: int = 100_000
@@ -83,12 +92,17 @@ class TuneConfig:
     """dqn/psi/g: environment steps between updates."""
     tau: float = 0.01
     """dqn/psi/g: soft target update rate (RL Tuner's η)."""
+    gradient_steps: int = 1
+    """dqn/psi/g: gradient steps per update."""
+    exploration_initial_eps: float = 1.0
+    """dqn: initial ε of ε-greedy exploration."""
     target_update_interval: int = 0
     """dqn/psi/g: environment steps between soft target updates (0 = max(train_freq, num_envs))."""
     exploration_fraction: float = 0.2
     """dqn: share of the run over which ε anneals from 1 to its final value."""
     exploration_final_eps: float = 0.1
     """dqn: final ε."""
+    # --- evaluation, checkpoints and selection
     eval_every: int = 131_072
     """Environment steps between held-out evaluations."""
     eval_size: int = 2048
@@ -128,6 +142,7 @@ class TuneConfig:
     evaluations: Table 1 statistics, the metrics of `notetune evaluate`, music_reward, reward_<name>)."""
     max_stats: dict[str, float] = field(default_factory=dict)
     """Selection targets: largest value of evaluation statistics, e.g. not_in_key=0.01."""
+    # --- collapse and reward-hacking alarms
     stop_on_collapse: bool = True
     """Stop the run when the evaluation batch collapses (see collapse_distinct_melodies and
     collapse_distinct_4gram_ratio)."""
@@ -149,10 +164,12 @@ class TuneConfig:
     """Alarm: rest share below this fraction of the corpus's."""
     alarm_reward_share: float = 0.6
     """Alarm: one reward pays more than this share of the absolute weighted reward."""
+    # --- the machine
     threads: int = 2
     """torch CPU threads."""
     progress: bool = True
     """Show a progress bar."""
+    # --- control: primer and constraints
     primer: str = ""
     """Melody every composition continues (policy and prior read it first; it is not scored): a MIDI file or
     one item per 16th note, e.g. '60 _ 62 _ 64 _ _ _' (_ holds, r rests). ppo and a2c only."""

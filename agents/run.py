@@ -159,6 +159,7 @@ class TuneRun:
                 max_grad_norm=config.max_grad_norm,
                 kl_mode="none" if config.kl_mode == "rl_tuner" else "full",
                 kl_controller=kl,
+                normalize_advantage=config.normalize_advantage,
                 seed=config.seed,
                 policy_kwargs={"value_hidden": config.value_hidden},
             )
@@ -169,6 +170,7 @@ class TuneRun:
                     n_epochs=config.n_epochs,
                     batch_size=config.batch_size,
                     clip_range=config.clip_range,
+                    target_kl=config.target_kl or None,
                     **common,
                 )
             return MelodyA2C(env, self.prior, **common)
