@@ -54,7 +54,9 @@ class Page:
             self.ws = connect(self._page_socket(), max_size=None, open_timeout=timeout)
             for domain in ("Page", "Runtime", "Log"):
                 self.send(f"{domain}.enable")
-            self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+            self.send(
+                "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+            )
             self.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(self.downloads))
         except Exception:
             self.close()
@@ -116,9 +118,7 @@ class Page:
         self.send("Page.navigate", url=url)
 
     def evaluate(self, expression: str, await_promise: bool = False):
-        result = self.send(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise
-        )
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise)
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression!r}: {result['exceptionDetails'].get('text')}")
         return result.get("result", {}).get("value")
