@@ -7,6 +7,7 @@ the page's websocket is read from the profile's ``DevToolsActivePort`` file. Onl
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -50,8 +51,9 @@ class Page:
         )
         self.errors: list[str] = []
         self._id = 0
+        self._stack = contextlib.ExitStack()
         try:
-            self.ws = connect(self._page_socket(), max_size=None, open_timeout=timeout)
+            self.ws = self._stack.enter_context(connect(self._page_socket(), max_size=None, open_timeout=timeout))
             for domain in ("Page", "Runtime", "Log"):
                 self.send(f"{domain}.enable")
             self.send(
@@ -181,8 +183,7 @@ class Page:
 
     def close(self) -> None:
         try:
-            if hasattr(self, "ws"):
-                self.ws.close()
+            self._stack.close()
         finally:
             group = os.getpgid(self.process.pid) if self.process.poll() is None else None
             self.process.terminate()

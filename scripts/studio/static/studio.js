@@ -566,10 +566,10 @@ async function variations() {
     const row = document.createElement("div");
     row.className = "row";
     const info = document.createElement("small");
-    info.textContent = `#${i + 1} · log p ${result.log_prior[i].toFixed(1)} given the locks`;
+    info.textContent = `#${i + 1} · log p ${result.log_prior[i].toFixed(1)}`;
     info.title = "log-probability under the prior, renormalised over what the locks allow (nats)";
     const play = button("▶", () => playTokens(tokens));
-    const use = button("Use this", () => {
+    const use = button("Use", () => {
       change(`pick variation ${i + 1} (${body.model}, seed ${body.seed})`, (m) => {
         m.tokens = canonical(tokens);
         m.model = body.model;
@@ -758,6 +758,9 @@ async function load(id) {
   if (!doc) return false;
   open({ id: doc.id, title: doc.title, tokens: doc.tokens, key: doc.key, meter: doc.meter, locked: new Set(doc.locked), model: doc.model });
   studio.version = doc.version;
+  // Undo reaches back through every saved version, across reloads.
+  studio.undo = doc.history.slice(0, -1).map((h) => ({ tokens: h.tokens, locked: h.locked, key: h.key, meter: h.meter }));
+  syncControls();
   history.replaceState(null, "", `#${doc.id}`);
   status(`opened “${doc.title || doc.id}” (version ${doc.version}, ${doc.history.length} in its history)`);
   return true;
