@@ -180,7 +180,8 @@ def test_draw_undo_transpose_lock_a_bar_pick_a_variation_and_import(studio, page
     assert tokens(page)[:16] == bar_one and tokens(page)[16:] != [1] * 16
 
     # Import a MIDI file as a new melody.
-    melody = canonicalize(notes_to_tokens([NoteEvent(0, 4, 67), NoteEvent(4, 12, 69), NoteEvent(16, 28, 71)], length=32))
+    theme = [NoteEvent(0, 4, 67), NoteEvent(4, 12, 69), NoteEvent(16, 28, 71)]
+    melody = canonicalize(notes_to_tokens(theme, length=32))
     write_midi(melody, tmp_path / "theme.mid")
     page.set_file("#import", tmp_path / "theme.mid")
     wait_for_save(page, "import theme.mid")
