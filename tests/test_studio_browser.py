@@ -69,7 +69,7 @@ def test_compose_lock_regenerate_play_export_reload_and_answer_an_ab_pair(studio
 
     # Add a quarter-note C4 at the first step: one click on the roll.
     page.click_at(*page.evaluate(CELL + "([0, 60])"))
-    page.wait_for("!!document.querySelector('.note[data-start=\"0\"][data-pitch=\"60\"]')")
+    page.wait_for('!!document.querySelector(\'.note[data-start="0"][data-pitch="60"]\')')
     wait_for_save(page, "add C4")
     melody_id = page.evaluate("studio.melody.id")
     assert tokens(page)[:5] == [C4, 1, 1, 1, 0] and saved(url, melody_id)["tokens"] == tokens(page)
@@ -88,7 +88,7 @@ def test_compose_lock_regenerate_play_export_reload_and_answer_an_ab_pair(studio
     after = tokens(page)
     assert after[:4] == [C4, 1, 1, 1] and after[4] != 1, "the locked quarter note is kept, with its length"
     assert after[4:] != before[4:], "the unlocked steps changed"
-    assert page.evaluate("!!document.querySelector('.note.locked[data-start=\"0\"][data-pitch=\"60\"]')")
+    assert page.evaluate('!!document.querySelector(\'.note.locked[data-start="0"][data-pitch="60"]\')')
     document = saved(url, melody_id)
     assert document["tokens"] == after and [h["action"] for h in document["history"]][:2] == ["add C4", "lock C4"]
 
