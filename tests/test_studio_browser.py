@@ -150,6 +150,15 @@ def test_draw_undo_transpose_lock_a_bar_pick_a_variation_and_import(studio, page
     page.click("#new-melody")
     page.wait_for("studio.melody.tokens.every((t, i) => t === (i ? 1 : 0))")
 
+    # A locked silent bar stays silent: no regenerated note is held into it.
+    page.click('#bar-header [data-bar="1"]')
+    wait_for_save(page, "lock bar 2")
+    page.click("#regenerate")
+    wait_for_save(page, "regenerate")
+    assert tokens(page)[16:] == [0] + [1] * 15 and any(t >= 2 for t in tokens(page)[:16])
+    page.click("#clear")
+    wait_for_save(page, "clear")
+
     # Drag from step 8 to the end of step 13: a six-step E4.
     start, end = page.evaluate(CELL + "([8, 64])"), page.evaluate(CELL + "([13, 64])")
     cell = page.evaluate("studio.cell")

@@ -133,7 +133,7 @@ def parse_primer_field(
         try:
             tokens = parse_primer(primer, vocab)
         except ConstraintError as error:
-            raise StudioError(field, str(error)) from None
+            raise StudioError(field, str(error).removeprefix(f"{field}: ")) from None
     else:
         tokens = check_tokens(primer, vocab, field)
     if len(tokens) > MAX_PRIMER:

@@ -506,7 +506,7 @@ function onBarClick(event) {
 function generateBody(count, modelName, seed, bars) {
   const m = studio.melody;
   const steps = bars ? bars * meter().steps_per_bar : length();
-  const locked = bars ? [] : [...m.locked].sort((a, b) => a - b).map((s) => ({ step: s, token: m.tokens[s] }));
+  const locked = bars ? [] : lockTokens(m);
   const constraints = [];
   if ($("in-key").checked) constraints.push(`pitches=${scaleOf(m.key).join(",")}`);
   const body = {
@@ -522,6 +522,22 @@ function generateBody(count, modelName, seed, bars) {
   };
   if (!bars && $("primer").value.trim()) body.primer = $("primer").value.trim();
   return body;
+}
+
+function lockTokens(m) {
+  // A locked stretch that begins in silence is sent as a rest starting there: the page shows silence, so a
+  // regenerated note before it must not be held into it.
+  return [...m.locked]
+    .sort((a, b) => a - b)
+    .map((s) => {
+      let token = m.tokens[s];
+      if (token === HOLD && !m.locked.has(s - 1)) {
+        let before = s - 1;
+        while (before >= 0 && m.tokens[before] === HOLD) before -= 1;
+        if (before < 0 || m.tokens[before] === REST) token = REST;
+      }
+      return { step: s, token };
+    });
 }
 
 function scaleOf(key) {
@@ -738,7 +754,7 @@ async function refreshList() {
     li.textContent = row.title || `Untitled, ${when}`;
     const meta = document.createElement("small");
     const bars = row.length / studio.info.meters[row.meter].steps_per_bar;
-    meta.textContent = `${bars} bars ${row.meter} · ${row.key} · version ${row.version}`;
+    meta.textContent = `${bars} bar${bars === 1 ? "" : "s"} ${row.meter} · ${row.key} · version ${row.version}`;
     li.appendChild(meta);
     li.addEventListener("click", () => load(row.id));
     list.appendChild(li);
