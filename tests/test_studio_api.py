@@ -317,3 +317,25 @@ def test_the_command_refuses_a_busy_port(tmp_path, capsys):
         port = busy.getsockname()[1]
         assert main(["studio", "--port", str(port), "--workspace", str(tmp_path)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_models_by_name_from_runs_and_sweeps(tmp_path, tiny_prior_dir):
+    import shutil
+
+    from notetune.pretrained.checkpoint import CheckpointError
+
+    for trial in ("kl=0.1", "kl=0.5"):
+        shutil.copytree(tiny_prior_dir, tmp_path / "sweep" / "trials" / trial / "model")
+    shutil.copytree(tiny_prior_dir, tmp_path / "run" / "model")
+    library = ModelLibrary.load([str(tmp_path / "sweep"), str(tmp_path / "run"), f"mine={tiny_prior_dir}", "default"])
+    kinds = {name: model.kind for name, model in library.models.items()}
+    assert kinds == {
+        "sweep/kl=0.1": "sweep trial",
+        "sweep/kl=0.5": "sweep trial",
+        "run": "tuned run",
+        "mine": "checkpoint",
+        "default": "prior",
+    }
+    assert library.get("run").path == tmp_path / "run" / "model"
+    with pytest.raises(CheckpointError, match="not found"):
+        ModelLibrary.load([str(tmp_path / "nothing")])
