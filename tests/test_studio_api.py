@@ -8,17 +8,21 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 import wave
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pretty_midi
 import pytest
-from fastapi.testclient import TestClient
 from notetune.pretrained.encoding import NoteEvent, canonicalize, notes_to_tokens, read_midi, write_midi
 from notetune.pretrained.vocab import NO_EVENT, NOTE_OFF
 from notetune.scripts.studio.app import create_app
 from notetune.scripts.studio.models import ModelLibrary
+
+with warnings.catch_warnings():  # starlette 1.x asks for httpx2 behind its TestClient; httpx still works
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 C4, D4, E4, G4, CS4 = 14, 16, 18, 21, 15  # tokens of MIDI 60, 62, 64, 67, 61
 
