@@ -135,6 +135,10 @@ def test_log_prior_of_generate_is_the_score_under_the_same_locks(client):
         ({"temperature": 0}, "temperature", "greater than 0"),
         ({"count": 9}, "count", "less than or equal to 8"),
         ({"lenght": 32}, "lenght", "is not a field"),
+        ({"locked": [{"step": 10**30, "token": C4}]}, "locked[0].step", "outside the melody"),
+        ({"primer": [10**25]}, "primer[0]", "outside the vocabulary"),
+        ({"constraints": ["step:0-99999999999=C4"]}, "constraints[0]", "step 99999999999 is beyond the melody"),
+        ({"constraints": ["x" * 401]}, "constraints[0]", "at most 400 characters"),
     ],
 )
 def test_generate_refuses_bad_input_by_field(client, fields, field, says):
@@ -232,6 +236,15 @@ def test_melodies_are_saved_with_their_history(client, workspace):
         client.put("/api/melodies/tune-1", json={"tokens": tokens, "locked": [32]}), "locked[0]"
     )
     assert "outside the vocabulary" in refused(client.put("/api/melodies/x", json={"tokens": [99] * 32}), "tokens[0]")
+    assert "token 10000000000" in refused(client.put("/api/melodies/x", json={"tokens": [10**30] * 32}), "tokens[0]")
+
+
+def test_a_damaged_melody_file_is_named_not_a_crash(client, workspace):
+    client.put("/api/melodies/ok", json={"tokens": [C4] + [NO_EVENT] * 31})
+    (workspace / "melodies" / "broken.json").write_text('{"tokens": [14, 1')  # e.g. edited by hand
+    assert "broken.json cannot be read" in refused(client.get("/api/melodies/broken"), "id")
+    assert "cannot be read" in refused(client.put("/api/melodies/broken", json={"tokens": [C4] * 32}), "id")
+    assert [m["id"] for m in client.get("/api/melodies").json()["melodies"]] == ["ok"]
 
 
 @pytest.mark.parametrize("melody_id", ["..%2F..%2Fetc%2Fpasswd", "%2E%2E", "a.json", "%2Ftmp%2Fx", "x" * 65])

@@ -7,11 +7,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from notetune.rewards.keys import ALL_KEYS
+from notetune.rewards.keys import ALL_KEYS, Key
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -123,7 +124,8 @@ def create_app(
         log.exception("studio: %s %s failed", request.method, request.url.path)
         return JSONResponse({"error": "internal error; the server log has the details", "field": None}, 500)
 
-    def controls(body: ControlIn, length: int) -> tuple:
+    def controls(body: ControlIn, length: int) -> tuple[Key, np.ndarray | None, np.ndarray | None]:
+        """(key, allowed mask, primer tokens) of a request's key, meter, locks, constraints and primer."""
         key = gen.parse_key(body.key)
         gen.check_length(length, gen.parse_meter(body.meter))
         locks = [gen.Lock(lock.step, lock.token) for lock in body.locked]

@@ -9,6 +9,7 @@ are combined into one (length, V) mask of allowed tokens, which sampling applies
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,14 +112,12 @@ def token_name(token: int, vocab: Vocabulary) -> str:
 
 def check_tokens(tokens: Sequence[int], vocab: Vocabulary, field: str = "tokens") -> np.ndarray:
     """``tokens`` as an int64 array, each a class of the vocabulary."""
-    array = np.asarray(tokens, dtype=np.int64).reshape(-1)
-    bad = np.flatnonzero((array < 0) | (array >= vocab.size))
-    if bad.size:
-        i = int(bad[0])
-        raise StudioError(
-            f"{field}[{i}]", f"token {int(array[i])} is outside the vocabulary 0..{vocab.size - 1} (0 rest, 1 hold)"
-        )
-    return array
+    for i, token in enumerate(tokens):  # in Python: a token too large for int64 is named, not an overflow
+        if not 0 <= int(token) < vocab.size:
+            raise StudioError(
+                f"{field}[{i}]", f"token {int(token)} is outside the vocabulary 0..{vocab.size - 1} (0 rest, 1 hold)"
+            )
+    return np.asarray(tokens, dtype=np.int64).reshape(-1)
 
 
 def parse_primer_field(
@@ -151,6 +150,11 @@ def constraint_mask(
     """
     parsed = []
     for i, text in enumerate(constraints):
+        name = text.partition("=")[0].strip().lower()
+        if name.startswith("step:"):  # checked before parsing, which lists every step of a range
+            beyond = [int(n) for n in re.findall(r"\d+", name) if int(n) >= length]
+            if beyond:
+                raise StudioError(f"constraints[{i}]", f"step {beyond[0]} is beyond the melody (steps 0..{length - 1})")
         try:
             parsed.append(parse_constraint(text))
         except ConstraintError as error:

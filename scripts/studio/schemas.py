@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,9 +28,9 @@ class ControlIn(Body):
     key: str = "C major"
     meter: str = "4/4"
     locked: list[LockIn] = Field(default_factory=list, max_length=MAX_TOKENS)
-    constraints: list[str] = Field(default_factory=list, max_length=64)
+    constraints: list[Annotated[str, Field(max_length=400)]] = Field(default_factory=list, max_length=64)
     """Constraint texts as `notetune sample --constraint` reads them: 'pitches=C,D,E,G,A', 'rhythm=x...'."""
-    primer: str | list[int] | None = None
+    primer: Annotated[str, Field(max_length=4000)] | Annotated[list[int], Field(max_length=256)] | None = None
     """Melody the model continues: a line such as '60 _ 62 _' or a list of tokens."""
 
 

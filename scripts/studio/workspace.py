@@ -56,14 +56,14 @@ class Workspace:
         path = self.path_of(melody_id)
         if not path.is_file():
             raise NotFoundError("id", f"no saved melody {melody_id!r} in {self.melodies}")
-        return json.loads(path.read_text())
+        return _read(path)
 
     def save(self, melody_id: str, state: dict[str, Any], action: str = "edit") -> dict[str, Any]:
         """Make ``state`` the melody's newest version (a new melody if the id is new); returns the document."""
         path = self.path_of(melody_id)
         state = {name: state[name] for name in STATE_FIELDS}
         with self._lock:
-            document = json.loads(path.read_text()) if path.is_file() else None
+            document = _read(path) if path.is_file() else None
             time = now()
             if document is None:
                 document = {"id": melody_id, "created": time, "version": 0, "history": []}
@@ -95,6 +95,16 @@ class Workspace:
             f.flush()
             os.fsync(f.fileno())
         return record
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise StudioError("id", f"{path} cannot be read ({error}); restore it or choose another id") from None
+    if not isinstance(document, dict) or not isinstance(document.get("history"), list):
+        raise StudioError("id", f"{path} is not a studio melody (no history); choose another id")
+    return document
 
 
 def _write_atomically(path: Path, text: str) -> None:
