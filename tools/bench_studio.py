@@ -4,7 +4,7 @@ Starts ``notetune studio`` on 127.0.0.1 (a free port, a temporary workspace), ru
 over loopback, prints median and 90th-percentile latencies, stops the server. Targets (issue 15): start < 5 s,
 count=1 median <= 200 ms, count=4 median <= 1 s, 20 concurrent generate requests all succeed.
 
-    python tools/bench_studio.py [--requests 30] [--model DIR] [--out bench-results/studio.json]
+    python tools/bench_studio.py [--requests 30] [--model DIR] [--out bench-results/studio.json] [--strict]
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=20, help="requests sent at once")
     parser.add_argument("--model", action="append", default=[], help="a model to load and generate with")
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a speed target is missed, too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workspace:
         server, url, startup = start_server(workspace, args.model)
@@ -163,7 +164,9 @@ def main() -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    return 0 if all(checks.values()) else 1
+    # Requests that fail are a bug; a missed speed target may be a busy machine (--strict makes it one too).
+    all_answered = results["concurrent"]["succeeded"] == args.concurrent
+    return 0 if all_answered and (all(checks.values()) or not args.strict) else 1
 
 
 if __name__ == "__main__":
