@@ -34,6 +34,8 @@ def register(parser: argparse.ArgumentParser):
 
 
 def bind(host: str, port: int) -> socket.socket:
+    if not 0 <= port <= 65535:
+        raise config.ConfigError(f"--port {port} is not a TCP port; give 0..65535 (0 picks a free one)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -41,7 +43,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise config.ConfigError(f"cannot listen on {host}:{port} ({error.strerror}); pass another --port") from None
+        reason = error.strerror or str(error)
+        raise config.ConfigError(f"cannot listen on {host}:{port} ({reason}); check --host and --port") from None
     sock.listen(128)
     return sock
 
@@ -55,11 +58,15 @@ def run(args: argparse.Namespace) -> int:
     from .studio.models import ModelLibrary
 
     torch.set_num_threads(1)  # one request, one core: 20 at once on 2 cores stay fast
-    library = ModelLibrary.load(cfg.model)
+    sock = bind(cfg.host, cfg.port)  # a busy port fails before any model loads
+    port = sock.getsockname()[1]
+    try:
+        library = ModelLibrary.load(cfg.model)
+    except BaseException:
+        sock.close()
+        raise
     loopback = cfg.host in LOOPBACK_HOSTS
     app = create_app(library, cfg.workspace, allowed_hosts=[*LOOPBACK_HOSTS, "::1"] if loopback else None)
-    sock = bind(cfg.host, cfg.port)
-    port = sock.getsockname()[1]
     if not loopback and cfg.host not in ("::1",):
         print(
             f"notetune studio: warning: listening on {cfg.host}, so other machines can reach the studio, "
