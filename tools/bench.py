@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("bench_tuning", "bench_rewards", "bench_evaluation")
+BENCHES = ("bench_tuning", "bench_rewards", "bench_evaluation", "bench_studio")
 
 
 def main() -> int:
