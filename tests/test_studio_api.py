@@ -160,7 +160,7 @@ def test_score_gives_table1_and_log_prior(client):
     figures = client.post("/api/score", json={"tokens": tokens.tolist()}).json()
     assert figures["table1"]["starts_with_tonic"] == 1.0 and figures["table1"]["not_in_key"] == 0.0
     assert "distinct_melodies" not in figures["table1"] and figures["notes"] == 4 and figures["range"] == [60, 67]
-    assert figures["log_prior"] < 0 and figures["log_prior_per_step"] == pytest.approx(figures["log_prior"] / 32)
+    assert figures["log_prior"] < 0 and figures["log_prior_per_token"] == pytest.approx(figures["log_prior"] / 32)
     in_d = client.post("/api/score", json={"tokens": tokens.tolist(), "key": "Db major"}).json()
     assert in_d["table1"]["not_in_key"] > 0 and in_d["key"] == "Db major"
     assert "outside the vocabulary" in refused(

@@ -33,7 +33,7 @@ def melody_figures(
     """Table 1 statistics of one melody in ``key`` (fractions; null where undefined), its notes, and log p.
 
     ``log_prior`` is the melody's total log-probability under ``prior`` (already in ``key``), renormalised over
-    ``allowed`` when given; ``log_prior_per_step`` is the same divided by the length.
+    ``allowed`` when given; ``log_prior_per_token`` is the same divided by the length.
     """
     tokens = np.asarray(tokens, dtype=np.int64).reshape(1, -1)
     statistics = table1_statistics(tokens, key, vocab)
@@ -42,7 +42,7 @@ def melody_figures(
     return {
         "table1": {name: _finite(statistics[name]) for name in STATISTICS if name not in SET_STATISTICS},
         "log_prior": _finite(log_prior),
-        "log_prior_per_step": _finite(log_prior / tokens.shape[1]),
+        "log_prior_per_token": _finite(log_prior / tokens.shape[1]),
         "notes": len(notes),
         "range": [min(n.pitch for n in notes), max(n.pitch for n in notes)] if notes else None,
         "key": str(key),

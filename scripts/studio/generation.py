@@ -22,7 +22,7 @@ from notetune.pretrained.constraints import (
     parse_primer,
 )
 from notetune.pretrained.model import NoteRNN, PriorProduct
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.vocab import NO_EVENT, NOTE_OFF, NUM_SPECIAL, Vocabulary
 from notetune.rewards.keys import Key
 
@@ -244,7 +244,7 @@ def melody_log_prior(
 ) -> np.ndarray:
     """(N,) log p of each melody under the prior (after ``primer``, renormalised over ``allowed``), in nats."""
     tokens = np.atleast_2d(np.asarray(tokens, dtype=np.int64))
-    return log_prior_per_step(prior, tokens, primer=primer, allowed=allowed).sum(axis=1)
+    return token_log_probs(prior, tokens, primer=primer, allowed=allowed).sum(axis=1)
 
 
 def generate(

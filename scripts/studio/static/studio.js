@@ -8,7 +8,7 @@ const HOLD = 1;
 const NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"];
 const FIGURES = [
   ["log_prior", "log p under the prior (nats)"],
-  ["log_prior_per_step", "log p per step"],
+  ["log_prior_per_token", "log p per step"],
   ["notes", "notes"],
   ["excessively_repeated", "excessively repeated"],
   ["not_in_key", "not in key"],
@@ -644,7 +644,7 @@ async function score() {
     api("POST", "/api/score", { tokens: m.tokens, key: m.key, meter: m.meter }),
   );
   if (!figures) return;
-  const values = { ...figures.table1, log_prior: figures.log_prior, log_prior_per_step: figures.log_prior_per_step, notes: figures.notes };
+  const values = { ...figures.table1, log_prior: figures.log_prior, log_prior_per_token: figures.log_prior_per_token, notes: figures.notes };
   const table = $("figure-table");
   table.innerHTML = "";
   for (let i = 0; i < FIGURES.length; i += 3) {
