@@ -8,7 +8,7 @@ const HOLD = 1;
 const NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"];
 const FIGURES = [
   ["log_prior", "log p under the prior (nats)"],
-  ["log_prior_per_token", "log p per step"],
+  ["log_prior_per_token", "log p per token"],
   ["notes", "notes"],
   ["excessively_repeated", "excessively repeated"],
   ["not_in_key", "not in key"],
