@@ -42,6 +42,8 @@ class SampleSource:
     model_log_probs: np.ndarray | None = field(default=None, repr=False)
     """(N, T) log-probabilities of the tokens under the sampling distribution (models only)."""
     settings: dict[str, Any] = field(default_factory=dict)
+    tuned: dict[str, Any] | None = None
+    """A tuned model's ``tuned`` section of its config.json (its reward spec and weights); None otherwise."""
 
 
 def is_model_path(spec: str | Path) -> bool:
@@ -156,6 +158,7 @@ def sample_source(
         checkpoint.resolve(),
         log_probs,
         settings,
+        config.get("tuned"),
     )
 
 
@@ -200,6 +203,18 @@ def load_prior(spec: str | None) -> Prior | None:
 
 
 _CORPUS_INDICES: dict[Path, NoteNgramIndex] = {}
+_CORPUS_MELODIES: dict[Path, list[np.ndarray]] = {}
+
+
+def _corpus_file(spec: str | None, skipped: str) -> Path | None:
+    """The corpus file ``spec`` names ("default": the shipped one), or None for "none" or a missing shipped one."""
+    if spec is None or str(spec).lower() in ("", "none"):
+        return None
+    path = DEFAULT_CORPUS if str(spec) == "default" else Path(spec)
+    if not path.is_file() and str(spec) == "default":
+        logger.warning("no corpus at %s: %s skipped (build it with `notetune corpus`)", path, skipped)
+        return None
+    return path.resolve()
 
 
 def load_corpus_index(spec: str | None) -> tuple[NoteNgramIndex | None, str | None]:
@@ -207,14 +222,20 @@ def load_corpus_index(spec: str | None) -> tuple[NoteNgramIndex | None, str | No
 
     A missing shipped corpus only skips the novelty metrics (with a warning); a missing named file is fatal.
     """
-    if spec is None or str(spec).lower() in ("", "none"):
+    path = _corpus_file(spec, "novelty metrics")
+    if path is None:
         return None, None
-    path = DEFAULT_CORPUS if str(spec) == "default" else Path(spec)
-    if not path.is_file() and str(spec) == "default":
-        logger.warning("no corpus at %s: novelty metrics skipped (build it with `notetune corpus`)", path)
-        return None, None
-    path = path.resolve()
     if path not in _CORPUS_INDICES:
         corpus = load_corpus(path)
         _CORPUS_INDICES[path] = NoteNgramIndex.from_flat(corpus.tokens, corpus.offsets)
     return _CORPUS_INDICES[path], str(path)
+
+
+def load_corpus_melodies(spec: str | None) -> list[np.ndarray] | None:
+    """The melodies of a corpus file, for rewards that compare with the corpus (``corpus_copy``); None for "none"."""
+    path = _corpus_file(spec, "corpus-based rewards")
+    if path is None:
+        return None
+    if path not in _CORPUS_MELODIES:
+        _CORPUS_MELODIES[path] = load_corpus(path).melodies()
+    return _CORPUS_MELODIES[path]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import NUM_SPECIAL
 
 from .core import RewardSetup, StatefulReward, StepBatch
@@ -80,9 +81,9 @@ class CorpusCopy(StatefulReward):
     def __init__(self, setup: RewardSetup | None = None, n: int = 8) -> None:
         super().__init__(setup)
         if self.setup.corpus is None:
-            raise ValueError(
-                "corpus_copy needs the training melodies: build the reward set with "
-                "RewardSet.from_spec(..., corpus=melodies) (a list of 1-D token arrays)"
+            raise UserInputError(
+                "corpus_copy needs the training melodies: give a corpus (--corpus), or build the reward set "
+                "with RewardSet.from_spec(..., corpus=melodies) (a list of 1-D token arrays)"
             )
         self.n = n
         self.index = corpus_note_ngrams(self.setup.corpus, n)
@@ -183,7 +184,8 @@ class SurpriseBand:
     def __call__(self, batch: StepBatch) -> np.ndarray:
         if batch.action_log_prior is None:
             raise ValueError(
-                "surprise_band needs the prior's log-probabilities: call RewardSet.step(tokens, t, prior_log_probs=...)"
+                "surprise_band needs the prior's log-probabilities: call RewardSet.step(tokens, t, "
+                "prior_log_probs=...) (evaluate and compare: give a --prior, not 'none')"
             )
         surprisal = -batch.action_log_prior
         return ((surprisal >= self.low) & (surprisal <= self.high)).astype(np.float64)

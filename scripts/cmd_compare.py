@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from notetune.agents.evaluation import evaluate_source
-from notetune.agents.sources import SampleSource, load_prior, load_source
+from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
+from notetune.agents.sources import SampleSource, load_corpus_melodies, load_prior, load_source
 from notetune.rewards.evaluation import default_set_size
 
 from . import config
@@ -39,6 +39,10 @@ class CompareConfig:
     """Prior for log_prior_per_token and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default', a path, or 'none'."""
+    reward: str | None = None
+    """Reward spec for music_reward and each term's reward_<name>, the same for every set, e.g.
+    "notetune,surprise_band" ('none': no reward figures; default: the tuned models' own spec and weights when they
+    all agree, else notetune)."""
     paper_token_order: bool = False
     """Score Table 1 with tokens 0 and 1 swapped, as the published Note RNN emitted them."""
     samples_shown: int = 4
@@ -106,12 +110,21 @@ def run(args: argparse.Namespace) -> int:
     _make_labels_distinct(sources)
     set_size = min(default_set_size(len(s.tokens)) for s in sources)  # one set size, so diversity compares
     prior = load_prior(cfg.prior)
+    reward = reward_spec_for(cfg.reward, sources)
+    melodies = load_corpus_melodies(cfg.corpus) if reward is not None else None
+
+    def rewards_for(source: SampleSource):
+        if reward is None:
+            return None
+        return reward_builder(*reward, length=source.tokens.shape[1], vocab=source.vocab, corpus=melodies)
+
     evaluations = [
         evaluate_source(
             s,
             prior=prior,
             corpus=cfg.corpus,
             key=cfg.key,
+            rewards=rewards_for(s),
             set_size=set_size,
             paper_token_order=cfg.paper_token_order,
             resamples=cfg.resamples,

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from notetune.agents.evaluation import evaluate_source
-from notetune.agents.sources import load_prior, load_source
+from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
+from notetune.agents.sources import load_corpus_melodies, load_prior, load_source
 
 from . import config
 from .cli import UserError
@@ -39,6 +39,9 @@ class EvaluateConfig:
     """Prior for log_prior_per_token and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default' (the shipped corpus), a path, or 'none'."""
+    reward: str | None = None
+    """Reward spec for music_reward and each term's reward_<name>, e.g. "notetune,surprise_band" ('none': no
+    reward figures; default: a tuned model's own spec and weights, else notetune)."""
     paper_token_order: bool = False
     """Score Table 1 with tokens 0 and 1 swapped, as the published Note RNN emitted them."""
     resamples: int = 1000
@@ -66,11 +69,17 @@ def run(args: argparse.Namespace) -> int:
     source = load_source(
         spec, num=cfg.num or None, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature, key=cfg.key
     )
+    reward = reward_spec_for(cfg.reward, [source])
+    rewards = None
+    if reward is not None:
+        melodies = load_corpus_melodies(cfg.corpus)
+        rewards = reward_builder(*reward, length=source.tokens.shape[1], vocab=source.vocab, corpus=melodies)
     evaluation = evaluate_source(
         source,
         prior=load_prior(cfg.prior),
         corpus=cfg.corpus,
         key=cfg.key,
+        rewards=rewards,
         paper_token_order=cfg.paper_token_order,
         resamples=cfg.resamples,
         seed=cfg.seed,
