@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from notetune.pretrained.checkpoint import CONFIG, find_checkpoint, load_checkpoint
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.export import load_samples
 from notetune.pretrained.model import NoteRNN, PriorProduct
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
@@ -56,8 +57,11 @@ def is_corpus_file(path: str | Path) -> bool:
     path = Path(path)
     if not (path.is_file() and path.suffix == ".npz"):
         return False
-    with np.load(path, allow_pickle=False) as data:
-        return "offsets" in data.files
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "offsets" in data.files
+    except (OSError, ValueError):  # not an npz at all: load_samples says so in one line
+        return False
 
 
 def load_source(
@@ -166,9 +170,12 @@ def _samples_vocabulary(path: Path) -> Vocabulary:
     """The vocabulary written into a samples.npz (the default one for MIDI folders and older files)."""
     npz = path / "samples.npz" if path.is_dir() else path
     if npz.suffix == ".npz" and npz.is_file():
-        with np.load(npz, allow_pickle=False) as data:
-            if "vocabulary" in data.files:
-                return Vocabulary.from_dict(json.loads(str(data["vocabulary"])))
+        try:
+            with np.load(npz, allow_pickle=False) as data:
+                if "vocabulary" in data.files:
+                    return Vocabulary.from_dict(json.loads(str(data["vocabulary"])))
+        except (OSError, ValueError) as error:
+            raise UserInputError(f"{npz} is not a readable samples file ({error}); give a samples.npz") from error
     return DEFAULT_VOCABULARY
 
 

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import UserInputError
+
 NOTE_OFF = 0
 NO_EVENT = 1
 NUM_SPECIAL = 2
@@ -32,9 +34,12 @@ class Vocabulary:
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_pitch <= self.max_pitch <= 127:
-            raise ValueError(f"pitch range {self.min_pitch}..{self.max_pitch} must lie within 0..127")
+            raise UserInputError(
+                f"pitch range {self.min_pitch}..{self.max_pitch} must lie within 0..127, lowest first "
+                "(--min-pitch ≤ --max-pitch)"
+            )
         if self.steps_per_quarter < 1:
-            raise ValueError("steps_per_quarter must be at least 1")
+            raise UserInputError("steps_per_quarter must be at least 1")
 
     @property
     def num_pitches(self) -> int:
@@ -61,7 +66,7 @@ class Vocabulary:
     def from_dict(cls, data: dict) -> Vocabulary:
         unknown = set(data) - {"min_pitch", "max_pitch", "steps_per_quarter"}
         if unknown:
-            raise ValueError(f"unknown vocabulary fields {sorted(unknown)}")
+            raise UserInputError(f"unknown vocabulary fields {sorted(unknown)}")
         return cls(**data)
 
 

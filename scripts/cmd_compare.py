@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     from .sweep_report import sweep_html_section
 
     cfg = config.from_args(CompareConfig, args, args.config)
+    if cfg.num < 1 or cfg.length < 8 or cfg.samples_shown < 0:
+        raise config.ConfigError(
+            f"--num must be at least 1, --length at least 8 and --samples-shown at least 0 "
+            f"(got {cfg.num}, {cfg.length} and {cfg.samples_shown})"
+        )
     if cfg.labels and len(cfg.labels) != len(args.sources):
         raise config.ConfigError(f"{len(cfg.labels)} labels given for {len(args.sources)} sample sets")
     for spec in args.sources:

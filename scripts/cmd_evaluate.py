@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     spec = cfg.samples if cfg.samples is not None else (cfg.model or "default")
     if cfg.samples is not None and not Path(spec).exists():
         raise UserError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
+    if cfg.samples is None and spec != "default" and not Path(spec).exists():
+        raise UserError(f"model {spec} not found (give a checkpoint or run directory, or 'default')")
+    if cfg.length < 8:
+        raise config.ConfigError(f"--length must be at least 8 (one bar of 16th notes), got {cfg.length}")
     source = load_source(
         spec, num=cfg.num or None, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature, key=cfg.key
     )
