@@ -17,7 +17,7 @@ from .corpus import load_corpus
 from .errors import UserInputError
 from .markov import best_markov_baseline
 from .model import NoteRNN, NoteRNNConfig
-from .vocab import NUM_SPECIAL
+from .vocab import HOLD, NUM_SPECIAL
 
 
 @dataclass
@@ -225,7 +225,7 @@ def pretrain(config: PretrainConfig) -> dict:
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    always_hold = float(np.mean(np.concatenate(val_melodies) == 1)) if val_melodies else 0.0
+    always_hold = float(np.mean(np.concatenate(val_melodies) == HOLD)) if val_melodies else 0.0
     metrics = {
         "validation": {k: best[k] for k in ("nll_per_token", "accuracy", "onset_accuracy")},
         "always_hold_accuracy": always_hold,

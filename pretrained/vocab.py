@@ -56,9 +56,6 @@ class Vocabulary:
     def token_to_pitch(self, token: int | np.ndarray) -> int | np.ndarray:
         return token - NUM_SPECIAL + self.min_pitch
 
-    def is_pitch(self, tokens: np.ndarray) -> np.ndarray:
-        return np.asarray(tokens) >= NUM_SPECIAL
-
     def to_dict(self) -> dict:
         return asdict(self)
 
