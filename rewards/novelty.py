@@ -1,49 +1,20 @@
 """Novelty rewards: push tuned models away from copying the corpus and from collapsing onto one melody.
 
 Note n-grams here are transposition-invariant: the last ``n`` onsets as ``n − 1`` pitch intervals and
-``n − 1`` inter-onset durations (in steps; a rest counts toward the note before it), hashed to one uint64.
+``n − 1`` inter-onset durations (in steps; a rest counts toward the note before it), hashed to one uint64 by
+:func:`~notetune.rewards.metrics.note_ngram_keys` — the keys of the copy-rate metrics' corpus index, so the
+``corpus_copy`` reward and ``copy_rate_<n>gram`` judge a phrase alike.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import NUM_SPECIAL
 
 from .core import RewardSetup, StatefulReward, StepBatch
+from .metrics import NoteNgramIndex, note_ngram_keys
 from .registry import reward
-
-_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio): a cheap, well-mixed hash
-
-
-def hash_note_ngrams(pitches: np.ndarray, onset_times: np.ndarray) -> np.ndarray:
-    """uint64 keys of note n-grams given (..., n) onset pitches and onset times; equal after transposition."""
-    features = np.concatenate([np.diff(pitches, axis=-1), np.diff(onset_times, axis=-1)], axis=-1)
-    features = (features.astype(np.int64) + 1024).astype(np.uint64)  # shift intervals to non-negative
-    key = np.zeros(features.shape[:-1], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in range(features.shape[-1]):
-            key = (key ^ features[..., column]) * _MULTIPLIER
-            key ^= key >> np.uint64(29)
-    return key
-
-
-def corpus_note_ngrams(melodies: Sequence[np.ndarray], n: int) -> np.ndarray:
-    """Sorted unique n-gram keys of every window of ``n`` consecutive onsets in the melodies."""
-    if not melodies:
-        return np.zeros(0, dtype=np.uint64)
-    lengths = np.array([len(m) for m in melodies])
-    tokens = np.concatenate([np.asarray(m, dtype=np.int64).ravel() for m in melodies])
-    melody_id = np.repeat(np.arange(len(melodies)), lengths)
-    step = np.arange(tokens.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    onsets = np.flatnonzero(tokens >= NUM_SPECIAL)
-    if onsets.size < n:
-        return np.zeros(0, dtype=np.uint64)
-    windows = np.lib.stride_tricks.sliding_window_view(onsets, n)
-    windows = windows[melody_id[windows[:, 0]] == melody_id[windows[:, -1]]]  # never across two melodies
-    return np.unique(hash_note_ngrams(tokens[windows], step[windows]))
 
 
 class NoteNgramTracker:
@@ -69,7 +40,7 @@ class NoteNgramTracker:
             self.times[rows, -1] = batch.t
             self.onsets += is_onset
         complete = is_onset & (self.onsets >= self.n)
-        return complete, hash_note_ngrams(self.pitches, self.times)
+        return complete, note_ngram_keys(self.pitches, self.times)
 
 
 @reward("corpus_copy")
@@ -86,8 +57,9 @@ class CorpusCopy(StatefulReward):
                 "with RewardSet.from_spec(..., corpus=melodies) (a list of 1-D token arrays)"
             )
         self.n = n
-        self.index = corpus_note_ngrams(self.setup.corpus, n)
-        """Sorted hashed n-grams of the corpus; a lookup is a vectorised binary search."""
+        self.index = NoteNgramIndex(self.setup.corpus)
+        """The corpus's hashed n-grams (the copy-rate metrics' index); a lookup is a vectorised binary search."""
+        self.index.keys(n)  # built now, not on the first step
 
     def reset(self, batch_size: int) -> None:
         super().reset(batch_size)
@@ -96,10 +68,7 @@ class CorpusCopy(StatefulReward):
     def detect(self, batch: StepBatch) -> np.ndarray:
         """(B,) bool: the onset just played completes an n-gram that occurs in the corpus."""
         complete, keys = self.tracker.update(batch)
-        if self.index.size == 0:
-            return np.zeros(batch.batch_size, dtype=bool)
-        position = np.minimum(np.searchsorted(self.index, keys), self.index.size - 1)
-        return complete & (self.index[position] == keys)
+        return complete & self.index.contains(keys, self.n)
 
     def step(self, batch: StepBatch) -> np.ndarray:
         return np.where(self.detect(batch), self.penalty, 0.0)
