@@ -6,9 +6,8 @@ import re
 
 import pytest
 from browser import chromium_binary, run_chromium
-from notetune.agents.sources import load_source
 from notetune.scripts.cli import main
-from notetune.scripts.listening import KEY_FILE, export_listening_test, score_listening_test
+from notetune.scripts.listening import KEY_FILE, score_listening_test
 
 
 def answers_preferring(test_dir, preferred_set, choice_for_others="none", listener="test"):
@@ -23,15 +22,6 @@ def answers_preferring(test_dir, preferred_set, choice_for_others="none", listen
         else:
             answers[pair["pair"]] = choice_for_others
     return {"test_id": key["test_id"], "listener": listener, "answers": answers}
-
-
-@pytest.fixture(scope="module")
-def listening_test(tmp_path_factory, tiny_prior_dir, tiny_corpus_path):
-    out = tmp_path_factory.mktemp("listening") / "test"
-    a = load_source(tiny_prior_dir, num=8, label="tuned model")
-    b = load_source(tiny_corpus_path, num=8, label="human corpus")
-    export_listening_test(a, b, out, pairs=8, seed=3)
-    return out
 
 
 def test_export_is_anonymous_and_randomised(listening_test):

@@ -9,27 +9,13 @@ from notetune.agents.config import TuneConfig
 from notetune.agents.run import TuneRun, corpus_rates
 from notetune.pretrained.corpus import load_corpus
 from notetune.pretrained.vocab import HOLD, REST
+from test_agents import config
 
 
 def tiny_config(tmp_path, prior_dir, corpus_path, **overrides) -> TuneConfig:
-    base = dict(
-        prior=prior_dir,
-        corpus=corpus_path,
-        out=str(tmp_path / "run"),
-        length=8,
-        num_envs=16,
-        steps=256,
-        eval_every=128,
-        eval_size=64,
-        confirm_size=64,
-        checkpoint_every=256,
-        eval_resamples=0,
-        threads=1,
-        progress=False,
-        max_kl=100.0,
-    )
-    base.update(overrides)
-    return TuneConfig(**base)
+    """test_agents' tiny run, shorter still: these tests are about what is recorded, not about learning."""
+    short = dict(num_envs=16, steps=256, eval_every=128, eval_size=64, confirm_size=64, checkpoint_every=256)
+    return config(tmp_path, prior_dir, corpus_path, **{**short, "eval_resamples": 0, **overrides})
 
 
 def test_a_tune_run_with_surprise_band_starts_and_records_the_term(tmp_path, tiny_prior_dir, tiny_corpus_path):
