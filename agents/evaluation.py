@@ -141,7 +141,9 @@ def reward_spec_for(
     """
     if spec is not None:
         return None if spec.strip().lower() == "none" else (spec, {})
-    tuned = [(list(s.tuned["reward"]), dict(s.tuned.get("weights") or {})) for s in sources if s.tuned]
+    tuned = [
+        (list(s.tuned["reward"]), dict(s.tuned.get("weights") or {})) for s in sources if (s.tuned or {}).get("reward")
+    ]
     if tuned and all(t == tuned[0] for t in tuned):
         return tuned[0]
     return DEFAULT_EVALUATION_REWARD, {}

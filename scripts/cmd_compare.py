@@ -137,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for s in sources
     ]
+    for evaluation in evaluations:
+        evaluation.settings["reward"] = None if reward is None else {"spec": reward[0], "weights": reward[1]}
     index = write_report(evaluations, cfg.out, samples_shown=cfg.samples_shown, audio=cfg.audio, sections=sections)
     print(format_table(evaluations))
     print(f"\ncompared {len(evaluations)} sets in {time.perf_counter() - started:.1f} s; report: {index}")

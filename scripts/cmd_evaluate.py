@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         resamples=cfg.resamples,
         seed=cfg.seed,
     )
+    evaluation.settings["reward"] = None if reward is None else {"spec": reward[0], "weights": reward[1]}
     print(format_table([evaluation]))
     seconds = time.perf_counter() - started
     print(

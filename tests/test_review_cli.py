@@ -39,8 +39,10 @@ def test_a_tuned_model_is_scored_with_its_own_reward_spec_and_weights(tmp_path, 
     tuned = tmp_path / "tuned"
     tuned_section = {"reward": ["notetune", "surprise_band"], "weights": {"surprise_band": 0.0}}
     save_checkpoint(model, tuned, extra={"key": "C major", "tuned": tuned_section})
-    own = evaluate_json(tmp_path, str(tuned))["metrics"]
+    data = evaluate_json(tmp_path, str(tuned))
+    own = data["metrics"]
     assert "reward_surprise_band" in own
+    assert data["settings"]["reward"] == {"spec": ["notetune", "surprise_band"], "weights": {"surprise_band": 0.0}}
     # The weight 0 is the run's: surprise_band does not count toward the music reward.
     plain = evaluate_json(tmp_path, str(tuned), "--reward", "notetune")["metrics"]
     assert own["music_reward"]["value"] == pytest.approx(plain["music_reward"]["value"])
