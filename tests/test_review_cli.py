@@ -119,6 +119,7 @@ BAD_INPUTS = [
     (["listen", "export", "{prior}", "{tmp}/bad.npz", "--out", "{tmp}/l"], "is not a readable samples file"),
     (["tune", "--prior", "{prior}", "--steps", "0", "--out", "{tmp}/t"], "--steps"),
     (["tune", "--prior", "{prior}", "--weights", "nokey=3", "--out", "{tmp}/t"], "did you mean 'key'"),
+    (["tune", "--prior", "{prior}", "--weights", "key=abc", "--out", "{tmp}/t"], "--weights key=abc"),
     (["pretrain", "--corpus", "{corpus}", "--max-epochs", "0", "--out", "{tmp}/p"], "--max-epochs"),
     (["pretrain", "--corpus", "{corpus}", "--hidden-size", "0", "--out", "{tmp}/p"], "--hidden-size"),
     (["pretrain", "--corpus", "{corpus}", "--dropout", "3", "--out", "{tmp}/p"], "--dropout"),
