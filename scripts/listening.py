@@ -267,6 +267,20 @@ def _two_sided_binomial(successes: int, trials: int) -> float:
     return float(binomtest(successes, trials, 0.5, alternative="two-sided").pvalue)
 
 
+def _read_answers(path: str | Path) -> dict:
+    """One answer file as the page saves it: a JSON object with ``test_id``, ``listener`` and ``answers``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"answer file {path} not found; give the answers-<test id>.json files the page saved")
+    try:
+        answers = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserInputError(f"{path} is not an answer file (not JSON: {error}); give a file the page saved") from None
+    if not isinstance(answers, dict) or not isinstance(answers.get("answers", {}), dict):
+        raise UserInputError(f"{path} is not an answer file (expected an object with 'test_id' and 'answers')")
+    return answers
+
+
 def score_listening_test(directory: str | Path, answer_files: list[str | Path]) -> ListeningResult:
     """Un-blind the answer files of the test in ``directory``; count per listener and test the preference.
 
@@ -282,7 +296,7 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
     pairs = {p["pair"]: p for p in key["pairs"]}
     listeners: dict[str, ListenerAnswers] = {}
     for answer_file in answer_files:
-        answers = json.loads(Path(answer_file).read_text())
+        answers = _read_answers(answer_file)
         if answers.get("test_id") != key["test_id"]:
             raise UserInputError(
                 f"{answer_file} answers test {answers.get('test_id')!r}, but {directory} holds test {key['test_id']!r}"

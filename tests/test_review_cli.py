@@ -117,6 +117,10 @@ BAD_INPUTS = [
     (["compare", "{prior}", "{tmp}/bad.npz", "--num", "10", "--out", "{tmp}/r"], "is not a readable samples file"),
     (["compare", "{prior}", "--num", "0", "--out", "{tmp}/r"], "--num must be at least 1"),
     (["listen", "export", "{prior}", "{tmp}/bad.npz", "--out", "{tmp}/l"], "is not a readable samples file"),
+    (["listen", "score", "{listening}", "{tmp}/missing.json"], "answer file {tmp}/missing.json not found"),
+    (["listen", "score", "{listening}", "{tmp}/bad.npz"], "is not an answer file (not JSON"),
+    (["listen", "score", "{listening}", "{tmp}/bad.toml"], "is not an answer file (not JSON"),
+    (["sample", "--model", "{prior}", "--out", "{tmp}/bad.toml/out"], "cannot use {tmp}/bad.toml/out"),
     (["tune", "--prior", "{prior}", "--steps", "0", "--out", "{tmp}/t"], "--steps"),
     (["tune", "--prior", "{prior}", "--weights", "nokey=3", "--out", "{tmp}/t"], "did you mean 'key'"),
     (["tune", "--prior", "{prior}", "--weights", "key=abc", "--out", "{tmp}/t"], "--weights key=abc"),
@@ -130,10 +134,12 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("argv, expected", BAD_INPUTS, ids=[f"{a[0]}-{i}" for i, (a, _) in enumerate(BAD_INPUTS)])
-def test_bad_input_to_any_command_is_one_line(argv, expected, tmp_path, tiny_prior_dir, tiny_corpus_path, capsys):
+def test_bad_input_to_any_command_is_one_line(
+    argv, expected, tmp_path, tiny_prior_dir, tiny_corpus_path, listening_test, capsys
+):
     (tmp_path / "bad.toml").write_text("nmu = 3\n")
     (tmp_path / "bad.npz").write_text("not an npz file\n")
-    names = {"prior": tiny_prior_dir, "tmp": str(tmp_path), "corpus": tiny_corpus_path}
+    names = {"prior": tiny_prior_dir, "tmp": str(tmp_path), "corpus": tiny_corpus_path, "listening": listening_test}
     one_line_error(capsys, [part.format(**names) for part in argv], expected.format(**names))
 
 
