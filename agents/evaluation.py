@@ -9,12 +9,13 @@ everywhere.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
+from notetune.pretrained.vocab import Vocabulary
 from notetune.rewards import Key
 from notetune.rewards.evaluation import Evaluation, evaluate_tokens
 from notetune.rewards.metrics import NoteNgramIndex
@@ -122,3 +123,44 @@ def evaluate_source(
     )
     evaluation.settings["scoring_seconds"] = round(time.perf_counter() - started, 3)
     return evaluation
+
+
+DEFAULT_EVALUATION_REWARD = "notetune"
+"""The reward set ``evaluate`` and ``compare`` score with when neither the flag nor the tuned model names one."""
+
+
+def reward_spec_for(
+    spec: str | None, sources: Iterable[SampleSource]
+) -> tuple[str | list[str], dict[str, float]] | None:
+    """The reward spec and weights that ``evaluate`` / ``compare`` score ``sources`` with (None: no reward figures).
+
+    ``spec`` is what the user gave ("none" for no reward figures). Without it, the tuned models' own spec and
+    weights (their config.json's ``tuned`` section) when every tuned source agrees on them, so a tuned model's
+    ``music_reward`` is the one it was trained for and every column of a comparison uses the same set; otherwise
+    :data:`DEFAULT_EVALUATION_REWARD`.
+    """
+    if spec is not None:
+        return None if spec.strip().lower() == "none" else (spec, {})
+    tuned = [
+        (list(s.tuned["reward"]), dict(s.tuned.get("weights") or {})) for s in sources if (s.tuned or {}).get("reward")
+    ]
+    if tuned and all(t == tuned[0] for t in tuned):
+        return tuned[0]
+    return DEFAULT_EVALUATION_REWARD, {}
+
+
+def reward_builder(
+    spec: str | list[str],
+    weights: Mapping[str, float] | None = None,
+    *,
+    length: int,
+    vocab: Vocabulary,
+    corpus: Sequence[np.ndarray] | None = None,
+) -> Callable[[str], RewardSet]:
+    """``key -> fresh RewardSet`` for :func:`evaluate_source`; builds one set at once so a bad spec fails here."""
+
+    def build(key: str) -> RewardSet:
+        return RewardSet.from_spec(spec, weights, key=key, vocab=vocab, length=length, corpus=corpus)
+
+    build("C major")
+    return build

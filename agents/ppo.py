@@ -16,6 +16,7 @@ import torch
 from gymnasium import spaces
 from notetune.envs.vec_env import MelodyVecEnv
 from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.vocab import HOLD, REST
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -175,8 +176,8 @@ class MelodyPPO(OnPolicyAlgorithm):
             "rollout/log_prior_per_token": float(rollout.log_prior.mean()),
             "rollout/env_reward_per_composition": float(rollout.env_rewards.sum(1).mean()),
             "rollout/total_reward_per_composition": float(rollout.rewards.sum(1).mean()),
-            "rollout/hold_share": float((rollout.tokens == 1).float().mean()),
-            "rollout/rest_share": float((rollout.tokens == 0).float().mean()),
+            "rollout/hold_share": float((rollout.tokens == HOLD).float().mean()),
+            "rollout/rest_share": float((rollout.tokens == REST).float().mean()),
         }
         weights = env.rewards.weights
         for name, total in term_sums.items():

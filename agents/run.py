@@ -68,7 +68,10 @@ class TuneRun:
         if config.algo not in ALGORITHMS:
             raise TuneError(f"unknown algorithm {config.algo!r}; choose from {', '.join(ALGORITHMS)}")
         if config.steps <= 0 or config.num_envs <= 0 or config.length < 8:
-            raise TuneError("steps and num_envs must be positive and length at least 8")
+            raise TuneError(
+                f"--steps and --num-envs must be positive and --length at least 8 "
+                f"(got {config.steps}, {config.num_envs} and {config.length})"
+            )
         if not resume and (self.out / CONFIG_FILE).exists():
             raise TuneError(
                 f"{self.out} already holds a run; resume it with `notetune tune --resume {self.out}` "

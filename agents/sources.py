@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from notetune.pretrained.checkpoint import CONFIG, find_checkpoint, load_checkpoint
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.export import load_samples
 from notetune.pretrained.model import NoteRNN, PriorProduct
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
@@ -42,6 +43,8 @@ class SampleSource:
     model_log_probs: np.ndarray | None = field(default=None, repr=False)
     """(N, T) log-probabilities of the tokens under the sampling distribution (models only)."""
     settings: dict[str, Any] = field(default_factory=dict)
+    tuned: dict[str, Any] | None = None
+    """A tuned model's ``tuned`` section of its config.json (its reward spec and weights); None otherwise."""
 
 
 def is_model_path(spec: str | Path) -> bool:
@@ -54,8 +57,11 @@ def is_corpus_file(path: str | Path) -> bool:
     path = Path(path)
     if not (path.is_file() and path.suffix == ".npz"):
         return False
-    with np.load(path, allow_pickle=False) as data:
-        return "offsets" in data.files
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "offsets" in data.files
+    except (OSError, ValueError):  # not an npz at all: load_samples says so in one line
+        return False
 
 
 def load_source(
@@ -156,6 +162,7 @@ def sample_source(
         checkpoint.resolve(),
         log_probs,
         settings,
+        config.get("tuned"),
     )
 
 
@@ -163,9 +170,12 @@ def _samples_vocabulary(path: Path) -> Vocabulary:
     """The vocabulary written into a samples.npz (the default one for MIDI folders and older files)."""
     npz = path / "samples.npz" if path.is_dir() else path
     if npz.suffix == ".npz" and npz.is_file():
-        with np.load(npz, allow_pickle=False) as data:
-            if "vocabulary" in data.files:
-                return Vocabulary.from_dict(json.loads(str(data["vocabulary"])))
+        try:
+            with np.load(npz, allow_pickle=False) as data:
+                if "vocabulary" in data.files:
+                    return Vocabulary.from_dict(json.loads(str(data["vocabulary"])))
+        except (OSError, ValueError) as error:
+            raise UserInputError(f"{npz} is not a readable samples file ({error}); give a samples.npz") from error
     return DEFAULT_VOCABULARY
 
 
@@ -200,6 +210,18 @@ def load_prior(spec: str | None) -> Prior | None:
 
 
 _CORPUS_INDICES: dict[Path, NoteNgramIndex] = {}
+_CORPUS_MELODIES: dict[Path, list[np.ndarray]] = {}
+
+
+def _corpus_file(spec: str | None, skipped: str) -> Path | None:
+    """The corpus file ``spec`` names ("default": the shipped one), or None for "none" or a missing shipped one."""
+    if spec is None or str(spec).lower() in ("", "none"):
+        return None
+    path = DEFAULT_CORPUS if str(spec) == "default" else Path(spec)
+    if not path.is_file() and str(spec) == "default":
+        logger.warning("no corpus at %s: %s skipped (build it with `notetune corpus`)", path, skipped)
+        return None
+    return path.resolve()
 
 
 def load_corpus_index(spec: str | None) -> tuple[NoteNgramIndex | None, str | None]:
@@ -207,14 +229,20 @@ def load_corpus_index(spec: str | None) -> tuple[NoteNgramIndex | None, str | No
 
     A missing shipped corpus only skips the novelty metrics (with a warning); a missing named file is fatal.
     """
-    if spec is None or str(spec).lower() in ("", "none"):
+    path = _corpus_file(spec, "novelty metrics")
+    if path is None:
         return None, None
-    path = DEFAULT_CORPUS if str(spec) == "default" else Path(spec)
-    if not path.is_file() and str(spec) == "default":
-        logger.warning("no corpus at %s: novelty metrics skipped (build it with `notetune corpus`)", path)
-        return None, None
-    path = path.resolve()
     if path not in _CORPUS_INDICES:
         corpus = load_corpus(path)
         _CORPUS_INDICES[path] = NoteNgramIndex.from_flat(corpus.tokens, corpus.offsets)
     return _CORPUS_INDICES[path], str(path)
+
+
+def load_corpus_melodies(spec: str | None) -> list[np.ndarray] | None:
+    """The melodies of a corpus file, for rewards that compare with the corpus (``corpus_copy``); None for "none"."""
+    path = _corpus_file(spec, "corpus-based rewards")
+    if path is None:
+        return None
+    if path not in _CORPUS_MELODIES:
+        _CORPUS_MELODIES[path] = load_corpus(path).melodies()
+    return _CORPUS_MELODIES[path]

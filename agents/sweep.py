@@ -46,7 +46,6 @@ HEADLINE_METRICS = (
 """Final-evaluation figures every summary row carries: the trade-off, then Table 1 and collapse checks."""
 PARETO_X, PARETO_Y = "log_prior_per_token", "music_reward"
 """The Pareto plot: stay close to the prior (x, higher is closer) against music-theory reward (y)."""
-STATUSES = ("finished", "failed", "interrupted", "pending")
 
 
 class SweepError(UserInputError):

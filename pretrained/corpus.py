@@ -24,7 +24,7 @@ import numpy as np
 
 from .encoding import NoteEvent, canonicalize, notes_to_tokens
 from .errors import UserInputError
-from .vocab import DEFAULT_VOCABULARY, Vocabulary
+from .vocab import DEFAULT_VOCABULARY, HOLD, NUM_SPECIAL, REST, Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -373,9 +373,9 @@ def write_corpus(melodies: list[Melody], out: str | Path, vocab: Vocabulary, sum
         m.source.split("/")[0] if "#" in m.source or m.source.count("/") else "midi" for m in melodies
     )
     summary.token_shares = {
-        "hold": round(float(np.mean(tokens == 1)), 4),
-        "rest": round(float(np.mean(tokens == 0)), 4),
-        "onset": round(float(np.mean(tokens >= 2)), 4),
+        "hold": round(float(np.mean(tokens == HOLD)), 4),
+        "rest": round(float(np.mean(tokens == REST)), 4),
+        "onset": round(float(np.mean(tokens >= NUM_SPECIAL)), 4),
     }
     summary.sha256 = file_sha256(out)
     out.with_suffix(".json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
-from .vocab import DEFAULT_VOCABULARY, NO_EVENT, NOTE_OFF, Vocabulary
+from .vocab import DEFAULT_VOCABULARY, NO_EVENT, NOTE_OFF, Vocabulary, canonicalize
+
+__all__ = ["canonicalize"]  # re-exported: the canonical spelling lives with the vocabulary
 
 DEFAULT_TEMPO = 120.0
 DEFAULT_PROGRAM = 0  # Acoustic Grand Piano
@@ -84,27 +86,6 @@ def notes_to_tokens(
         tokens[note.start + 1 : end] = NO_EVENT
         if end < next_start and end < total:
             tokens[end] = NOTE_OFF
-    return tokens
-
-
-def canonicalize(tokens: np.ndarray) -> np.ndarray:
-    """The canonical spelling of a melody: silence is one NOTE_OFF followed by holds.
-
-    A leading hold becomes NOTE_OFF and a NOTE_OFF during silence becomes a hold; both spellings sound
-    the same, and MIDI files only keep the canonical one. Works on (..., T) arrays.
-    """
-    tokens = np.array(tokens, dtype=np.int64, copy=True)
-    is_pitch = tokens >= 2
-    is_rest = tokens == NOTE_OFF
-    # Index of the last non-hold event at or before each step (-1 if none yet).
-    steps = np.arange(tokens.shape[-1])
-    event_index = np.where(tokens != NO_EVENT, steps, -1)
-    last_event = np.maximum.accumulate(event_index, axis=-1)
-    previous = np.concatenate([np.full(tokens.shape[:-1] + (1,), -1), last_event[..., :-1]], axis=-1)
-    prev_is_pitch = np.where(previous >= 0, np.take_along_axis(is_pitch, np.maximum(previous, 0), -1), False)
-    silent_before = ~prev_is_pitch
-    tokens[is_rest & silent_before & (steps > 0)] = NO_EVENT
-    tokens[..., 0] = np.where(tokens[..., 0] == NO_EVENT, NOTE_OFF, tokens[..., 0])
     return tokens
 
 

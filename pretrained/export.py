@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import wave
 from pathlib import Path
 
@@ -16,6 +17,16 @@ from .vocab import DEFAULT_VOCABULARY, Vocabulary
 FORMATS = ("midi", "musicxml", "wav")
 SAMPLE_RATE = 22050
 
+logger = logging.getLogger(__name__)
+_WARNED: set[str] = set()
+"""Audio warnings already logged: a report renders many clips, and one line per cause is enough."""
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning(message)
+
 
 def soundfont_path() -> Path:
     """The General MIDI soundfont that pretty_midi ships (TimGM6mb.sf2)."""
@@ -25,9 +36,14 @@ def soundfont_path() -> Path:
 
 
 def fluidsynth_available() -> bool:
+    """True when pyfluidsynth imports; otherwise logs why (once) and audio falls back to sine waves."""
     try:
         import fluidsynth  # noqa: F401  (pyfluidsynth, which needs the libfluidsynth system library)
-    except (ImportError, OSError):
+    except (ImportError, OSError) as error:
+        _warn_once(
+            f"fluidsynth is unavailable ({type(error).__name__}: {error}); audio falls back to sine waves "
+            "(install the system library: apt-get install libfluidsynth3)"
+        )
         return False
     return True
 
@@ -48,7 +64,10 @@ def render_audio(
             soundfont = {"synthesizer" if renamed else "sf2_path": str(soundfont_path())}
             audio = pm.fluidsynth(fs=sample_rate, **soundfont)
             renderer = "fluidsynth"
-        except Exception:  # a broken fluidsynth install falls back to sine synthesis
+        except Exception as error:  # a broken fluidsynth install falls back to sine synthesis, and says why
+            _warn_once(
+                f"fluidsynth failed to render audio ({type(error).__name__}: {error}); falling back to sine waves"
+            )
             audio = None
     if audio is None:
         audio = pm.synthesize(fs=sample_rate)

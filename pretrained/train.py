@@ -14,9 +14,10 @@ from torch import nn
 
 from .checkpoint import save_checkpoint
 from .corpus import load_corpus
+from .errors import UserInputError
 from .markov import best_markov_baseline
 from .model import NoteRNN, NoteRNNConfig
-from .vocab import NUM_SPECIAL
+from .vocab import HOLD, NUM_SPECIAL
 
 
 @dataclass
@@ -46,7 +47,8 @@ class PretrainConfig:
     max_epochs: int = 50
     """Upper bound on passes over the training melodies."""
     max_minutes: float = 20.0
-    """Time budget for training; the best validation checkpoint is kept."""
+    """Time budget for training (0 = none: max_epochs and patience bound it); the best validation checkpoint is
+    kept."""
     evaluations_per_epoch: int = 2
     """Validation passes per epoch (early stopping counts these)."""
     patience: int = 4
@@ -59,6 +61,30 @@ class PretrainConfig:
     """Also report an order-k Markov baseline on the same split."""
     progress: bool = True
     """Show a progress bar."""
+
+    def check(self) -> None:
+        """Refuse settings that cannot train, naming the flag and what it accepts."""
+        at_least_one = ("embedding_dim", "hidden_size", "num_layers", "batch_size", "max_epochs")
+        at_least_one += ("evaluations_per_epoch", "patience", "threads")
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise UserInputError(f"--{_flag(name)} must be at least 1, got {getattr(self, name)}")
+        if self.segment_length < 2:
+            raise UserInputError(f"--segment-length must be at least 2 tokens, got {self.segment_length}")
+        if not 0 <= self.dropout < 1:
+            raise UserInputError(f"--dropout must be in [0, 1), got {self.dropout} (e.g. --dropout 0.1)")
+        if not 0 < self.validation_fraction < 1:
+            raise UserInputError(
+                f"--validation-fraction must be between 0 and 1, got {self.validation_fraction} (e.g. 0.05)"
+            )
+        if not self.learning_rate > 0:
+            raise UserInputError(f"--learning-rate must be positive, got {self.learning_rate} (e.g. 3e-3)")
+        if self.max_minutes < 0:
+            raise UserInputError(f"--max-minutes must be ≥ 0 (0 = no time limit), got {self.max_minutes}")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
 
 
 def split_melodies(num: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +148,7 @@ def evaluate(model: NoteRNN, segments: list[np.ndarray], batch_size: int = 128) 
 
 def pretrain(config: PretrainConfig) -> dict:
     """Train, keep the best validation state, write the checkpoint; returns the metrics."""
+    config.check()
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     corpus = load_corpus(config.corpus)
@@ -134,6 +161,11 @@ def pretrain(config: PretrainConfig) -> dict:
     )
     train_segments = make_segments(train_melodies, model.start_token, config.segment_length)
     val_segments = make_segments(val_melodies, model.start_token, config.segment_length)
+    if not train_segments:
+        raise UserInputError(
+            f"{config.corpus} leaves no training melodies after holding out {config.validation_fraction:.0%} for "
+            "validation; build a larger corpus or lower --validation-fraction"
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +173,8 @@ def pretrain(config: PretrainConfig) -> dict:
     rng = np.random.default_rng(config.seed)
     batches_per_epoch = math.ceil(len(train_segments) / config.batch_size)
     eval_every = max(1, batches_per_epoch // max(1, config.evaluations_per_epoch))
-    budget = config.max_minutes * 60
+    budget = config.max_minutes * 60  # 0: no time limit; the learning rate then decays over max_epochs
+    total_batches = config.max_epochs * batches_per_epoch
     started = time.monotonic()
     best: dict = {"nll_per_token": float("inf")}
     best_state = None
@@ -156,10 +189,9 @@ def pretrain(config: PretrainConfig) -> dict:
             for inputs, targets, mask in batches(train_segments, config.batch_size, rng):
                 model.train()
                 elapsed = time.monotonic() - started
-                for group in optimizer.param_groups:  # cosine decay over the time budget
-                    group["lr"] = config.learning_rate * (
-                        0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
-                    )
+                done = elapsed / budget if budget else step / total_batches
+                for group in optimizer.param_groups:  # cosine decay over the time budget (or the epochs)
+                    group["lr"] = config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, done))))
                 logits, _ = model(inputs)
                 loss = nn.functional.cross_entropy(logits.transpose(1, 2)[..., :], targets, reduction="none")[
                     mask
@@ -171,7 +203,7 @@ def pretrain(config: PretrainConfig) -> dict:
                 step += 1
                 writer.add_scalar("train/loss", loss.item(), step)
                 bar.update(task, advance=1, loss=loss.item())
-                out_of_time = time.monotonic() - started > budget
+                out_of_time = bool(budget) and time.monotonic() - started > budget
                 if step % eval_every == 0 or out_of_time:
                     metrics = evaluate(model, val_segments)
                     metrics.update(epoch=epoch, step=step, minutes=(time.monotonic() - started) / 60)
@@ -193,7 +225,7 @@ def pretrain(config: PretrainConfig) -> dict:
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    always_hold = float(np.mean(np.concatenate(val_melodies) == 1)) if val_melodies else 0.0
+    always_hold = float(np.mean(np.concatenate(val_melodies) == HOLD)) if val_melodies else 0.0
     metrics = {
         "validation": {k: best[k] for k in ("nll_per_token", "accuracy", "onset_accuracy")},
         "always_hold_accuracy": always_hold,

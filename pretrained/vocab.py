@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import UserInputError
+
 NOTE_OFF = 0
 NO_EVENT = 1
 NUM_SPECIAL = 2
@@ -32,9 +34,12 @@ class Vocabulary:
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_pitch <= self.max_pitch <= 127:
-            raise ValueError(f"pitch range {self.min_pitch}..{self.max_pitch} must lie within 0..127")
+            raise UserInputError(
+                f"pitch range {self.min_pitch}..{self.max_pitch} must lie within 0..127, lowest first "
+                "(--min-pitch ≤ --max-pitch)"
+            )
         if self.steps_per_quarter < 1:
-            raise ValueError("steps_per_quarter must be at least 1")
+            raise UserInputError("steps_per_quarter must be at least 1")
 
     @property
     def num_pitches(self) -> int:
@@ -51,9 +56,6 @@ class Vocabulary:
     def token_to_pitch(self, token: int | np.ndarray) -> int | np.ndarray:
         return token - NUM_SPECIAL + self.min_pitch
 
-    def is_pitch(self, tokens: np.ndarray) -> np.ndarray:
-        return np.asarray(tokens) >= NUM_SPECIAL
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -61,8 +63,29 @@ class Vocabulary:
     def from_dict(cls, data: dict) -> Vocabulary:
         unknown = set(data) - {"min_pitch", "max_pitch", "steps_per_quarter"}
         if unknown:
-            raise ValueError(f"unknown vocabulary fields {sorted(unknown)}")
+            raise UserInputError(f"unknown vocabulary fields {sorted(unknown)}")
         return cls(**data)
 
 
 DEFAULT_VOCABULARY = Vocabulary()
+
+
+def canonicalize(tokens: np.ndarray) -> np.ndarray:
+    """The canonical spelling of a melody: silence is one NOTE_OFF followed by holds.
+
+    A leading hold becomes NOTE_OFF and a NOTE_OFF during silence becomes a hold; both spellings sound
+    the same, and MIDI files only keep the canonical one. Works on (..., T) arrays.
+    """
+    tokens = np.array(tokens, dtype=np.int64, copy=True)
+    is_pitch = tokens >= NUM_SPECIAL
+    is_rest = tokens == NOTE_OFF
+    # Index of the last non-hold event at or before each step (-1 if none yet).
+    steps = np.arange(tokens.shape[-1])
+    event_index = np.where(tokens != NO_EVENT, steps, -1)
+    last_event = np.maximum.accumulate(event_index, axis=-1)
+    previous = np.concatenate([np.full(tokens.shape[:-1] + (1,), -1), last_event[..., :-1]], axis=-1)
+    prev_is_pitch = np.where(previous >= 0, np.take_along_axis(is_pitch, np.maximum(previous, 0), -1), False)
+    silent_before = ~prev_is_pitch
+    tokens[is_rest & silent_before & (steps > 0)] = NO_EVENT
+    tokens[..., 0] = np.where(tokens[..., 0] == NO_EVENT, NOTE_OFF, tokens[..., 0])
+    return tokens

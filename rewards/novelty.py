@@ -1,48 +1,20 @@
 """Novelty rewards: push tuned models away from copying the corpus and from collapsing onto one melody.
 
 Note n-grams here are transposition-invariant: the last ``n`` onsets as ``n − 1`` pitch intervals and
-``n − 1`` inter-onset durations (in steps; a rest counts toward the note before it), hashed to one uint64.
+``n − 1`` inter-onset durations (in steps; a rest counts toward the note before it), hashed to one uint64 by
+:func:`~notetune.rewards.metrics.note_ngram_keys` — the keys of the copy-rate metrics' corpus index, so the
+``corpus_copy`` reward and ``copy_rate_<n>gram`` judge a phrase alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import NUM_SPECIAL
 
 from .core import RewardSetup, StatefulReward, StepBatch
+from .metrics import NoteNgramIndex, note_ngram_keys
 from .registry import reward
-
-_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio): a cheap, well-mixed hash
-
-
-def hash_note_ngrams(pitches: np.ndarray, onset_times: np.ndarray) -> np.ndarray:
-    """uint64 keys of note n-grams given (..., n) onset pitches and onset times; equal after transposition."""
-    features = np.concatenate([np.diff(pitches, axis=-1), np.diff(onset_times, axis=-1)], axis=-1)
-    features = (features.astype(np.int64) + 1024).astype(np.uint64)  # shift intervals to non-negative
-    key = np.zeros(features.shape[:-1], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in range(features.shape[-1]):
-            key = (key ^ features[..., column]) * _MULTIPLIER
-            key ^= key >> np.uint64(29)
-    return key
-
-
-def corpus_note_ngrams(melodies: Sequence[np.ndarray], n: int) -> np.ndarray:
-    """Sorted unique n-gram keys of every window of ``n`` consecutive onsets in the melodies."""
-    if not melodies:
-        return np.zeros(0, dtype=np.uint64)
-    lengths = np.array([len(m) for m in melodies])
-    tokens = np.concatenate([np.asarray(m, dtype=np.int64).ravel() for m in melodies])
-    melody_id = np.repeat(np.arange(len(melodies)), lengths)
-    step = np.arange(tokens.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    onsets = np.flatnonzero(tokens >= NUM_SPECIAL)
-    if onsets.size < n:
-        return np.zeros(0, dtype=np.uint64)
-    windows = np.lib.stride_tricks.sliding_window_view(onsets, n)
-    windows = windows[melody_id[windows[:, 0]] == melody_id[windows[:, -1]]]  # never across two melodies
-    return np.unique(hash_note_ngrams(tokens[windows], step[windows]))
 
 
 class NoteNgramTracker:
@@ -68,7 +40,7 @@ class NoteNgramTracker:
             self.times[rows, -1] = batch.t
             self.onsets += is_onset
         complete = is_onset & (self.onsets >= self.n)
-        return complete, hash_note_ngrams(self.pitches, self.times)
+        return complete, note_ngram_keys(self.pitches, self.times)
 
 
 @reward("corpus_copy")
@@ -80,13 +52,14 @@ class CorpusCopy(StatefulReward):
     def __init__(self, setup: RewardSetup | None = None, n: int = 8) -> None:
         super().__init__(setup)
         if self.setup.corpus is None:
-            raise ValueError(
-                "corpus_copy needs the training melodies: build the reward set with "
-                "RewardSet.from_spec(..., corpus=melodies) (a list of 1-D token arrays)"
+            raise UserInputError(
+                "corpus_copy needs the training melodies: give a corpus (--corpus), or build the reward set "
+                "with RewardSet.from_spec(..., corpus=melodies) (a list of 1-D token arrays)"
             )
         self.n = n
-        self.index = corpus_note_ngrams(self.setup.corpus, n)
-        """Sorted hashed n-grams of the corpus; a lookup is a vectorised binary search."""
+        self.index = NoteNgramIndex(self.setup.corpus)
+        """The corpus's hashed n-grams (the copy-rate metrics' index); a lookup is a vectorised binary search."""
+        self.index.keys(n)  # built now, not on the first step
 
     def reset(self, batch_size: int) -> None:
         super().reset(batch_size)
@@ -95,10 +68,7 @@ class CorpusCopy(StatefulReward):
     def detect(self, batch: StepBatch) -> np.ndarray:
         """(B,) bool: the onset just played completes an n-gram that occurs in the corpus."""
         complete, keys = self.tracker.update(batch)
-        if self.index.size == 0:
-            return np.zeros(batch.batch_size, dtype=bool)
-        position = np.minimum(np.searchsorted(self.index, keys), self.index.size - 1)
-        return complete & (self.index[position] == keys)
+        return complete & self.index.contains(keys, self.n)
 
     def step(self, batch: StepBatch) -> np.ndarray:
         return np.where(self.detect(batch), self.penalty, 0.0)
@@ -132,32 +102,40 @@ class CountNovelty(StatefulReward):
 
 @reward("batch_diversity")
 class BatchDiversity:
-    """At the last step: −1 for a melody that another melody of the batch (nearly) duplicates.
+    """At the last step: −1 for a melody that another melody of its group (nearly) duplicates.
 
-    Near means at most ``max_differences`` of the tokens differ (default 2 of 32). Catches a batch-wide
-    collapse; a mode rarer than one melody per batch stays invisible to it.
+    Near means at most ``max_differences`` of the tokens differ (default 2 of 32). Melodies are judged within
+    groups of at most ``group_size`` (default 256, the training batch): a batch of B is cut into
+    ⌈B / group_size⌉ consecutive groups of as equal a size as possible, so no melody is dropped and the expected
+    penalty per melody is about the same for a batch of 2,048 (screening) as of 10,000 (confirmation) — judged
+    against the whole batch, a melody of a larger batch would find more near twins by chance alone. Catches a
+    collapse; a mode rarer than one melody per group stays invisible to it.
     """
 
     name = "batch_diversity"
     penalty = -1.0
 
-    def __init__(self, max_differences: int = 2, chunk: int = 256) -> None:
-        self.max_differences, self.chunk = max_differences, chunk
+    def __init__(self, max_differences: int = 2, group_size: int = 256) -> None:
+        if group_size < 2:
+            raise ValueError(f"batch_diversity needs groups of at least 2 melodies, got group_size = {group_size}")
+        self.max_differences, self.group_size = max_differences, group_size
 
     def near_duplicates(self, compositions: np.ndarray) -> np.ndarray:
-        """(B,) bool: some other composition differs from this one in at most ``max_differences`` tokens."""
+        """(B,) bool: another composition of the same group differs from this one in at most ``max_differences``
+        tokens."""
         count = compositions.shape[0]
-        if self.max_differences == 0:
-            _, inverse, counts = np.unique(compositions, axis=0, return_inverse=True, return_counts=True)
-            return counts[inverse.ravel()] > 1
-        found = np.zeros(count, dtype=bool)
+        groups = -(-count // self.group_size)
         compact = compositions.astype(np.uint8 if compositions.max(initial=0) < 256 else np.int64)
-        for start in range(0, count, self.chunk):
-            rows = compact[start : start + self.chunk]
-            differences = (rows[:, None, :] != compact[None, :, :]).sum(axis=2)
-            differences[np.arange(rows.shape[0]), np.arange(start, start + rows.shape[0])] = 1 << 30  # self
-            found[start : start + rows.shape[0]] = (differences <= self.max_differences).any(axis=1)
-        return found
+        found = [self._near_duplicates_within(group) for group in np.array_split(compact, groups)]
+        return np.concatenate(found) if found else np.zeros(0, dtype=bool)
+
+    def _near_duplicates_within(self, group: np.ndarray) -> np.ndarray:
+        if self.max_differences == 0:
+            _, inverse, counts = np.unique(group, axis=0, return_inverse=True, return_counts=True)
+            return counts[inverse.ravel()] > 1
+        differences = (group[:, None, :] != group[None, :, :]).sum(axis=2)
+        np.fill_diagonal(differences, 1 << 30)  # a melody is not its own twin
+        return (differences <= self.max_differences).any(axis=1)
 
     def __call__(self, batch: StepBatch) -> np.ndarray:
         if not batch.is_last_step:
@@ -183,7 +161,8 @@ class SurpriseBand:
     def __call__(self, batch: StepBatch) -> np.ndarray:
         if batch.action_log_prior is None:
             raise ValueError(
-                "surprise_band needs the prior's log-probabilities: call RewardSet.step(tokens, t, prior_log_probs=...)"
+                "surprise_band needs the prior's log-probabilities: call RewardSet.step(tokens, t, "
+                "prior_log_probs=...) (evaluate and compare: give a --prior, not 'none')"
             )
         surprisal = -batch.action_log_prior
         return ((surprisal >= self.low) & (surprisal <= self.high)).astype(np.float64)

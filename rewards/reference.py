@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from notetune.pretrained.vocab import DEFAULT_VOCABULARY, NO_EVENT, NOTE_OFF, Vocabulary
+from notetune.pretrained.vocab import DEFAULT_VOCABULARY, NO_EVENT, NOTE_OFF, NUM_SPECIAL, Vocabulary
 
 from .keys import Key
 
@@ -33,7 +33,9 @@ class ReferenceRules:
     def pitch_tokens(self, pitch_classes: frozenset[int]) -> set[int]:
         """Tokens of every pitch in the vocabulary whose pitch class is listed."""
         return {
-            token for token in range(2, self.vocab.size) if int(self.vocab.token_to_pitch(token)) % 12 in pitch_classes
+            token
+            for token in range(NUM_SPECIAL, self.vocab.size)
+            if int(self.vocab.token_to_pitch(token)) % 12 in pitch_classes
         }
 
     def reset(self) -> None:

@@ -62,7 +62,8 @@ def parse_spec(spec: str | SpecItem | Iterable[SpecItem]) -> list[tuple[SpecItem
                 weight = float(weight_text)
             except ValueError:
                 raise UserInputError(
-                    f"cannot read weight {weight_text!r} in {text!r}; write NAME=WEIGHT, e.g. 'key=3'"
+                    f"cannot read weight {weight_text!r} in {text!r}; write NAME=WEIGHT with a number, "
+                    "e.g. --reward 'notetune,key=3'"
                 ) from None
             items.append((name.strip(), weight))
     return items

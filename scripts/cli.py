@@ -57,6 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     except (UserInputError, RewardError) as error:  # the user's input (or the user's reward plugin), never a bug
         print(f"notetune {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.filename is None:
+            raise
+        # A path the user named cannot be read or written (a missing folder, no permission, a full disk).
+        print(
+            f"notetune {args.command}: error: cannot use {error.filename}: {error.strerror or error}; "
+            "check the path and its permissions",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"notetune {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from notetune.agents.evaluation import evaluate_source
-from notetune.agents.sources import SampleSource, load_prior, load_source
+from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
+from notetune.agents.sources import SampleSource, load_corpus_melodies, load_prior, load_source
 from notetune.rewards.evaluation import default_set_size
 
 from . import config
@@ -39,6 +39,10 @@ class CompareConfig:
     """Prior for log_prior_per_token and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default', a path, or 'none'."""
+    reward: str | None = None
+    """Reward spec for music_reward and each term's reward_<name>, the same for every set, e.g.
+    "notetune,surprise_band" ('none': no reward figures; default: the tuned models' own spec and weights when they
+    all agree, else notetune)."""
     paper_token_order: bool = False
     """Score Table 1 with tokens 0 and 1 swapped, as the published Note RNN emitted them."""
     samples_shown: int = 4
@@ -68,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     from .sweep_report import sweep_html_section
 
     cfg = config.from_args(CompareConfig, args, args.config)
+    if cfg.num < 1 or cfg.length < 8 or cfg.samples_shown < 0:
+        raise config.ConfigError(
+            f"--num must be at least 1, --length at least 8 and --samples-shown at least 0 "
+            f"(got {cfg.num}, {cfg.length} and {cfg.samples_shown})"
+        )
     if cfg.labels and len(cfg.labels) != len(args.sources):
         raise config.ConfigError(f"{len(cfg.labels)} labels given for {len(args.sources)} sample sets")
     for spec in args.sources:
@@ -106,12 +115,21 @@ def run(args: argparse.Namespace) -> int:
     _make_labels_distinct(sources)
     set_size = min(default_set_size(len(s.tokens)) for s in sources)  # one set size, so diversity compares
     prior = load_prior(cfg.prior)
+    reward = reward_spec_for(cfg.reward, sources)
+    melodies = load_corpus_melodies(cfg.corpus) if reward is not None else None
+
+    def rewards_for(source: SampleSource):
+        if reward is None:
+            return None
+        return reward_builder(*reward, length=source.tokens.shape[1], vocab=source.vocab, corpus=melodies)
+
     evaluations = [
         evaluate_source(
             s,
             prior=prior,
             corpus=cfg.corpus,
             key=cfg.key,
+            rewards=rewards_for(s),
             set_size=set_size,
             paper_token_order=cfg.paper_token_order,
             resamples=cfg.resamples,
@@ -119,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for s in sources
     ]
+    for evaluation in evaluations:
+        evaluation.settings["reward"] = None if reward is None else {"spec": reward[0], "weights": reward[1]}
     index = write_report(evaluations, cfg.out, samples_shown=cfg.samples_shown, audio=cfg.audio, sections=sections)
     print(format_table(evaluations))
     print(f"\ncompared {len(evaluations)} sets in {time.perf_counter() - started:.1f} s; report: {index}")

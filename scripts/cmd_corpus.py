@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from notetune.pretrained.corpus import MUSIC21_COLLECTIONS, build_corpus, midi_jobs, music21_jobs
-from notetune.pretrained.vocab import Vocabulary
+from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 
 from . import config
 
@@ -22,9 +22,9 @@ class CorpusConfig:
     """Skip music21's corpus entirely (use only MIDI folders)."""
     midi: list[str] = field(default_factory=list)
     """Folders of MIDI files to include (searched recursively)."""
-    min_pitch: int = 48
+    min_pitch: int = DEFAULT_VOCABULARY.min_pitch
     """Lowest MIDI pitch of the vocabulary."""
-    max_pitch: int = 83
+    max_pitch: int = DEFAULT_VOCABULARY.max_pitch
     """Highest MIDI pitch of the vocabulary."""
     workers: int = 2
     """Parallel parsing processes."""

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from notetune.agents.evaluation import evaluate_source
-from notetune.agents.sources import load_prior, load_source
+from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
+from notetune.agents.sources import load_corpus_melodies, load_prior, load_source
 
 from . import config
 from .cli import UserError
@@ -39,6 +39,9 @@ class EvaluateConfig:
     """Prior for log_prior_per_token and the KL estimate: 'default', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default' (the shipped corpus), a path, or 'none'."""
+    reward: str | None = None
+    """Reward spec for music_reward and each term's reward_<name>, e.g. "notetune,surprise_band" ('none': no
+    reward figures; default: a tuned model's own spec and weights, else notetune)."""
     paper_token_order: bool = False
     """Score Table 1 with tokens 0 and 1 swapped, as the published Note RNN emitted them."""
     resamples: int = 1000
@@ -63,18 +66,29 @@ def run(args: argparse.Namespace) -> int:
     spec = cfg.samples if cfg.samples is not None else (cfg.model or "default")
     if cfg.samples is not None and not Path(spec).exists():
         raise UserError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
+    if cfg.samples is None and spec != "default" and not Path(spec).exists():
+        raise UserError(f"model {spec} not found (give a checkpoint or run directory, or 'default')")
+    if cfg.length < 8:
+        raise config.ConfigError(f"--length must be at least 8 (one bar of 16th notes), got {cfg.length}")
     source = load_source(
         spec, num=cfg.num or None, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature, key=cfg.key
     )
+    reward = reward_spec_for(cfg.reward, [source])
+    rewards = None
+    if reward is not None:
+        melodies = load_corpus_melodies(cfg.corpus)
+        rewards = reward_builder(*reward, length=source.tokens.shape[1], vocab=source.vocab, corpus=melodies)
     evaluation = evaluate_source(
         source,
         prior=load_prior(cfg.prior),
         corpus=cfg.corpus,
         key=cfg.key,
+        rewards=rewards,
         paper_token_order=cfg.paper_token_order,
         resamples=cfg.resamples,
         seed=cfg.seed,
     )
+    evaluation.settings["reward"] = None if reward is None else {"spec": reward[0], "weights": reward[1]}
     print(format_table([evaluation]))
     seconds = time.perf_counter() - started
     print(

@@ -92,10 +92,14 @@ def from_args(
         inner, _ = _base_type(hints[f.name])
         if typing.get_origin(inner) is dict:
             parsed = {}
+            flag = "--" + f.name.replace("_", "-")
+            numbers = typing.get_args(inner)[1:] in ((float,), (int,))
             for item in value:
                 key, sep, raw = item.partition("=")
                 if not sep:
-                    raise ConfigError(f"--{f.name.replace('_', '-')} expects KEY=VALUE, got {item!r}")
+                    raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
+                if numbers and not _is_number(raw):
+                    raise ConfigError(f"{flag} {item}: {raw!r} is not a number; write KEY=NUMBER, e.g. {flag} {key}=3")
                 parsed[key] = float(raw) if _is_number(raw) else raw
             value = {**data.get(f.name, {}), **parsed}
         data[f.name] = value

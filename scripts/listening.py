@@ -3,7 +3,10 @@
 ``export_listening_test`` writes ``index.html`` (two players per pair and a preference form; the answers are
 saved as a JSON file through the browser's downloads), the audio files named only by pair and position, and a
 hidden key file ``.key.json`` saying which set played first in each pair. ``score_listening_test`` un-blinds
-one or more answer files and tests the preference with a two-sided binomial test (no preference is left out).
+one or more answer files, reports each listener's counts, and tests the preference twice: a sign test over the
+listeners' majorities (each listener counts once, ties dropped) — the test that respects listeners — and, beside
+it, a binomial test of all answers pooled, which treats every answer as independent (no preference is left out
+of both).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import datetime
 import html
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +103,9 @@ fieldset.pair { border: 1px solid #ddd; border-radius: 6px; margin: 1rem 0; padd
 <p>Each pair plays two short melodies, <b>1</b> and <b>2</b>, in random order. Listen to both and choose
 the one you prefer (or no preference). When you are done, press <i>Save answers</i>: your browser downloads
 a small JSON file; send it to whoever gave you this test. Test <code>$TEST_ID_TEXT</code>.</p>
-<p><label>Your name or initials (optional): <input id="listener" type="text"></label></p>
+<p><label>Your name or initials: <input id="listener" type="text" required></label>
+<span id="name-needed" hidden>Please type your name or initials before saving: answers are counted per
+listener.</span></p>
 <form id="answers" onsubmit="return false">
 $PAIRS_HTML
 </form>
@@ -121,10 +126,17 @@ function updateCount() {
   document.getElementById("count").textContent = answered + " of " + PAIRS.length + " answered";
 }
 function saveAnswers() {  // not "download": inside onclick that name is the link's own attribute
-  const data = {test_id: TEST_ID, listener: document.getElementById("listener").value,
-                saved: new Date().toISOString(), answers: answers()};
-  const blob = new Blob([JSON.stringify(data, null, 2)], {type: "application/json"});
   const link = document.getElementById("save");
+  const listener = document.getElementById("listener").value.trim();
+  document.getElementById("name-needed").hidden = listener !== "";
+  if (listener === "") {  // answers are counted per listener: no file without a name
+    link.href = "#";
+    link.removeAttribute("download");
+    document.getElementById("listener").focus();
+    return;
+  }
+  const data = {test_id: TEST_ID, listener: listener, saved: new Date().toISOString(), answers: answers()};
+  const blob = new Blob([JSON.stringify(data, null, 2)], {type: "application/json"});
   link.href = URL.createObjectURL(blob);
   link.download = "answers-" + TEST_ID + ".json";
 }
@@ -159,8 +171,25 @@ def render_listening_page(test_id: str, pair_ids: list[str]) -> str:
 
 
 @dataclass
+class ListenerAnswers:
+    """One listener's un-blinded answers (all of their answer files pooled)."""
+
+    listener: str
+    """The name the page asked for; an older answer file without one is its own listener, named by its path."""
+    prefer_a: int = 0
+    prefer_b: int = 0
+    no_preference: int = 0
+    unanswered: int = 0
+
+    @property
+    def majority(self) -> str:
+        """ "A" or "B", the set this listener preferred more often; "tie" when neither was."""
+        return "A" if self.prefer_a > self.prefer_b else "B" if self.prefer_b > self.prefer_a else "tie"
+
+
+@dataclass
 class ListeningResult:
-    """Un-blinded preferences pooled over all answer files."""
+    """Un-blinded preferences: per listener, and pooled over all answer files."""
 
     test_id: str
     labels: dict[str, str]
@@ -171,33 +200,92 @@ class ListeningResult:
     unanswered: int
     listeners: int
     p_value: float
-    """Two-sided binomial test of prefer_a against prefer_a + prefer_b at 1/2 (NaN without preferences)."""
+    """Pooled: two-sided binomial test of prefer_a against prefer_a + prefer_b at 1/2, treating every answer as an
+    independent trial (NaN without preferences). Answers of one listener are not independent: read it beside
+    :attr:`sign_test_p_value`."""
+    per_listener: list[ListenerAnswers] = field(default_factory=list)
+    sign_test_p_value: float = float("nan")
+    """Sign test over listeners: two-sided binomial test at 1/2 of the listeners whose majority is A among those
+    with a majority (ties dropped); each listener counts once, however many pairs they answered."""
 
     @property
     def preference_for_a(self) -> float:
         decided = self.prefer_a + self.prefer_b
         return self.prefer_a / decided if decided else float("nan")
 
+    @property
+    def listeners_preferring(self) -> dict[str, int]:
+        """Listeners by majority: {"A": ..., "B": ..., "tie": ...}."""
+        majorities = [listener.majority for listener in self.per_listener]
+        return {side: majorities.count(side) for side in ("A", "B", "tie")}
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["preference_for_a"] = self.preference_for_a
+        data["listeners_preferring"] = self.listeners_preferring
+        for listener, answers in zip(data["per_listener"], self.per_listener, strict=True):
+            listener["majority"] = answers.majority
+        data["tests"] = {
+            "sign_test_p_value": "two-sided sign test over listeners' majorities (ties dropped)",
+            "p_value": "two-sided binomial test of all answers pooled, treating answers as independent",
+        }
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in data.items()}
 
     def summary(self) -> str:
         a, b = self.labels["A"], self.labels["B"]
         decided = self.prefer_a + self.prefer_b
         share = f"{100 * self.preference_for_a:.1f}%" if decided else "n/a"
-        p = "n/a" if not np.isfinite(self.p_value) else f"{self.p_value:.4f}"
-        return (
-            f"listening test {self.test_id}: {self.listeners} listener(s)\n"
-            f"  prefer A ({a}): {self.prefer_a}\n  prefer B ({b}): {self.prefer_b}\n"
-            f"  no preference: {self.no_preference}\n  unanswered: {self.unanswered}\n"
-            f"  A preferred in {share} of decided pairs; two-sided binomial test p = {p}"
-        )
+        by_majority = self.listeners_preferring
+        lines = [
+            f"listening test {self.test_id}: {self.listeners} listener(s)",
+            "  per listener: prefer A / prefer B / no preference / unanswered → majority",
+            *(
+                f"    {x.listener}: {x.prefer_a} / {x.prefer_b} / {x.no_preference} / {x.unanswered} → {x.majority}"
+                for x in self.per_listener
+            ),
+            f"  prefer A ({a}): {self.prefer_a}\n  prefer B ({b}): {self.prefer_b}",
+            f"  no preference: {self.no_preference}\n  unanswered: {self.unanswered}",
+            f"  A preferred in {share} of decided pairs",
+            f"  sign test over listeners' majorities (each listener counts once, ties dropped): "
+            f"{by_majority['A']} prefer A, {by_majority['B']} prefer B, {by_majority['tie']} tied; "
+            f"two-sided p = {_format_p(self.sign_test_p_value)}",
+            f"  pooled binomial test, treating every answer as independent (it is not when one listener answers "
+            f"many pairs): two-sided p = {_format_p(self.p_value)}",
+        ]
+        return "\n".join(lines)
+
+
+def _format_p(p_value: float) -> str:
+    return "n/a" if not np.isfinite(p_value) else f"{p_value:.4f}"
+
+
+def _two_sided_binomial(successes: int, trials: int) -> float:
+    if not trials:
+        return float("nan")
+    from scipy.stats import binomtest
+
+    return float(binomtest(successes, trials, 0.5, alternative="two-sided").pvalue)
+
+
+def _read_answers(path: str | Path) -> dict:
+    """One answer file as the page saves it: a JSON object with ``test_id``, ``listener`` and ``answers``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"answer file {path} not found; give the answers-<test id>.json files the page saved")
+    try:
+        answers = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserInputError(f"{path} is not an answer file (not JSON: {error}); give a file the page saved") from None
+    if not isinstance(answers, dict) or not isinstance(answers.get("answers", {}), dict):
+        raise UserInputError(f"{path} is not an answer file (expected an object with 'test_id' and 'answers')")
+    return answers
 
 
 def score_listening_test(directory: str | Path, answer_files: list[str | Path]) -> ListeningResult:
-    """Un-blind the answer files of the test in ``directory`` and test the preference."""
+    """Un-blind the answer files of the test in ``directory``; count per listener and test the preference.
+
+    Files that give the same listener name are one listener's; a file without a name is one listener.
+    """
     directory = Path(directory)
     key_path = directory / KEY_FILE
     if not key_path.is_file():
@@ -206,9 +294,9 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
         )
     key = json.loads(key_path.read_text())
     pairs = {p["pair"]: p for p in key["pairs"]}
-    counts = {"A": 0, "B": 0, "none": 0, "unanswered": 0}
+    listeners: dict[str, ListenerAnswers] = {}
     for answer_file in answer_files:
-        answers = json.loads(Path(answer_file).read_text())
+        answers = _read_answers(answer_file)
         if answers.get("test_id") != key["test_id"]:
             raise UserInputError(
                 f"{answer_file} answers test {answers.get('test_id')!r}, but {directory} holds test {key['test_id']!r}"
@@ -217,31 +305,34 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
         unknown = sorted(set(given) - set(pairs))
         if unknown:
             raise UserInputError(f"{answer_file} answers unknown pairs {unknown}")
+        name = str(answers.get("listener") or "").strip() or f"{answer_file} (no name)"
+        listener = listeners.setdefault(name, ListenerAnswers(name))
         for pair_id, pair in pairs.items():
             choice = given.get(pair_id)
             if choice is None:
-                counts["unanswered"] += 1
+                listener.unanswered += 1
             elif choice == "none":
-                counts["none"] += 1
+                listener.no_preference += 1
             elif choice in ("1", "2"):
-                counts[pair["first"] if choice == "1" else pair["second"]] += 1
+                if (pair["first"] if choice == "1" else pair["second"]) == "A":
+                    listener.prefer_a += 1
+                else:
+                    listener.prefer_b += 1
             else:
                 raise UserInputError(f"{answer_file}: answer {choice!r} for {pair_id} is not one of {CHOICES}")
-    decided = counts["A"] + counts["B"]
-    if decided:
-        from scipy.stats import binomtest
-
-        p_value = float(binomtest(counts["A"], decided, 0.5, alternative="two-sided").pvalue)
-    else:
-        p_value = float("nan")
+    per_listener = list(listeners.values())
+    totals = {
+        name: sum(getattr(x, name) for x in per_listener)
+        for name in ("prefer_a", "prefer_b", "no_preference", "unanswered")
+    }
+    majorities = [x.majority for x in per_listener]
     labels = {name: info["label"] for name, info in key["sets"].items()}
     return ListeningResult(
         key["test_id"],
         labels,
-        counts["A"],
-        counts["B"],
-        counts["none"],
-        counts["unanswered"],
-        len(answer_files),
-        p_value,
+        **totals,
+        listeners=len(per_listener),
+        p_value=_two_sided_binomial(totals["prefer_a"], totals["prefer_a"] + totals["prefer_b"]),
+        per_listener=per_listener,
+        sign_test_p_value=_two_sided_binomial(majorities.count("A"), majorities.count("A") + majorities.count("B")),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from notetune.pretrained.encoding import write_midi, write_musicxml
 from notetune.pretrained.export import write_wav
 from notetune.rewards import PAPER_TABLE1
-from notetune.rewards.evaluation import GROUPS, METRICS, Evaluation
+from notetune.rewards.evaluation import GROUPS, Evaluation, metric_info
 from notetune.rewards.significance import compare_evaluations
 
 from . import report_plots
@@ -249,7 +249,7 @@ def _metric_table(evaluations: list[Evaluation], p_values: list[dict[str, float]
     ]
     group = None
     for name in shown_metrics(evaluations):
-        info = METRICS[name]
+        info = metric_info(name)
         if info.group != group:
             group = info.group
             title = GROUPS[group]
@@ -319,7 +319,7 @@ def _definitions(evaluations: list[Evaluation]) -> str:
     e = html.escape
     items = ['<dl class="definitions">']
     for name in shown_metrics(evaluations):
-        info = METRICS[name]
+        info = metric_info(name)
         test = "two-proportion z test" if info.kind == "rate" else "Mann-Whitney U test"
         items.append(f"<dt>{e(name)}</dt><dd>{e(info.description)} ({test}).</dd>")
     items.append("</dl>")

@@ -52,3 +52,16 @@ def tiny_corpus_path(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("corpus") / "corpus.npz"
     write_corpus(melodies, path, DEFAULT_VOCABULARY, BuildSummary())
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def listening_test(tmp_path_factory, tiny_prior_dir, tiny_corpus_path):
+    """A blind A/B test of 8 pairs: the tiny prior ("tuned model") against the tiny corpus ("human corpus")."""
+    from notetune.agents.sources import load_source
+    from notetune.scripts.listening import export_listening_test
+
+    out = tmp_path_factory.mktemp("listening") / "test"
+    a = load_source(tiny_prior_dir, num=8, label="tuned model")
+    b = load_source(tiny_corpus_path, num=8, label="human corpus")
+    export_listening_test(a, b, out, pairs=8, seed=3)
+    return out

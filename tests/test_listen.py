@@ -6,12 +6,11 @@ import re
 
 import pytest
 from browser import chromium_binary, run_chromium
-from notetune.agents.sources import load_source
 from notetune.scripts.cli import main
-from notetune.scripts.listening import KEY_FILE, export_listening_test, score_listening_test
+from notetune.scripts.listening import KEY_FILE, score_listening_test
 
 
-def answers_preferring(test_dir, preferred_set, choice_for_others="none"):
+def answers_preferring(test_dir, preferred_set, choice_for_others="none", listener="test"):
     """The answers a listener who always prefers ``preferred_set`` ("A" or "B") would save."""
     key = json.loads((test_dir / KEY_FILE).read_text())
     answers = {}
@@ -22,16 +21,7 @@ def answers_preferring(test_dir, preferred_set, choice_for_others="none"):
             answers[pair["pair"]] = "2"
         else:
             answers[pair["pair"]] = choice_for_others
-    return {"test_id": key["test_id"], "listener": "test", "answers": answers}
-
-
-@pytest.fixture(scope="module")
-def listening_test(tmp_path_factory, tiny_prior_dir, tiny_corpus_path):
-    out = tmp_path_factory.mktemp("listening") / "test"
-    a = load_source(tiny_prior_dir, num=8, label="tuned model")
-    b = load_source(tiny_corpus_path, num=8, label="human corpus")
-    export_listening_test(a, b, out, pairs=8, seed=3)
-    return out
+    return {"test_id": key["test_id"], "listener": listener, "answers": answers}
 
 
 def test_export_is_anonymous_and_randomised(listening_test):
@@ -55,7 +45,7 @@ def test_scoring_unblinds_preferences(listening_test, tmp_path):
     assert result.labels == {"A": "tuned model", "B": "human corpus"}
     assert result.p_value == pytest.approx(2 / 2**8)  # two-sided binomial, 8 of 8
     other = tmp_path / "other.json"
-    other.write_text(json.dumps(answers_preferring(listening_test, "B")))
+    other.write_text(json.dumps(answers_preferring(listening_test, "B", listener="other")))
     pooled = score_listening_test(listening_test, [answers, other])
     assert (pooled.prefer_a, pooled.prefer_b, pooled.listeners) == (8, 8, 2) and pooled.p_value == 1.0
     partial = answers_preferring(listening_test, "B")
@@ -87,7 +77,8 @@ def test_listen_commands_round_trip(tmp_path, tiny_prior_dir, tiny_corpus_path, 
     assert "already holds a listening test" in capsys.readouterr().err
 
 
-# Plays the listener: ticks "1" everywhere, presses Save, reads the downloaded Blob back into the page.
+# Plays the listener: ticks "1" everywhere, presses Save without a name (refused), types a name, presses Save
+# again, and reads the downloaded Blob back into the page.
 LISTENER_SCRIPT = """<script>
 window.addEventListener("load", function () {
   document.querySelectorAll('input[type="radio"][value="1"]').forEach(function (r) { r.click(); });
@@ -95,10 +86,15 @@ window.addEventListener("load", function () {
   // The page's own onclick runs; the default action (a real download) would stall headless Chromium.
   link.addEventListener("click", function (event) { event.preventDefault(); });
   link.click();
+  var refused = {download: link.hasAttribute("download"),
+                 asked: !document.getElementById("name-needed").hidden};
+  document.getElementById("listener").value = "Ada L.";
+  link.click();
   fetch(link.href).then(function (r) { return r.text(); }).then(function (text) {
     var pre = document.createElement("pre");
     pre.id = "saved";
     pre.setAttribute("data-file", link.download);
+    pre.setAttribute("data-refused", JSON.stringify(refused).replace(/"/g, "'"));
     pre.textContent = text;
     document.body.appendChild(pre);
   });
@@ -122,12 +118,16 @@ def test_answers_saved_by_the_page_in_chromium_score(listening_test, tmp_path):
     assert console == [], "the page logged errors"
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], "the page logged errors"
-    match = re.search(r'<pre id="saved" data-file="([^"]+)">(.*?)</pre>', done.stdout, re.S)
+    match = re.search(r'<pre id="saved" data-file="([^"]+)" data-refused="([^"]+)">(.*?)</pre>', done.stdout, re.S)
     assert match, done.stderr[-2000:]
+    # Without a name the page offered no file and asked for one.
+    assert json.loads(match.group(2).replace("'", '"')) == {"download": False, "asked": True}
     key = json.loads((listening_test / KEY_FILE).read_text())
     assert match.group(1) == f"answers-{key['test_id']}.json"
     saved = tmp_path / match.group(1)
-    saved.write_text(html.unescape(match.group(2)))
+    saved.write_text(html.unescape(match.group(3)))
+    assert json.loads(saved.read_text())["listener"] == "Ada L."
     result = score_listening_test(listening_test, [saved])
     first_is_a = sum(pair["first"] == "A" for pair in key["pairs"])
     assert (result.prefer_a, result.prefer_b) == (first_is_a, 8 - first_is_a)  # "1" is whichever played first
+    assert [x.listener for x in result.per_listener] == ["Ada L."]

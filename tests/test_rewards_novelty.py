@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from notetune.rewards import RewardError, RewardSet
-from notetune.rewards.novelty import BatchDiversity, SurpriseBand, corpus_note_ngrams
+from notetune.rewards.metrics import NoteNgramIndex
+from notetune.rewards.novelty import BatchDiversity, SurpriseBand
 
 REST, HOLD = 0, 1
 # Eight notes of two steps each, then a held ending: a phrase of 8 onsets.
@@ -30,8 +31,8 @@ def test_corpus_copy_penalises_a_transposed_phrase_from_the_corpus():
 
 def test_corpus_copy_index_never_spans_two_melodies():
     first, second = np.array([14, 16, 18, 19]), np.array([21, 22, 25, 26])
-    assert corpus_note_ngrams([first, second], 4).size == 2
-    assert corpus_note_ngrams([first, second], 5).size == 0
+    assert NoteNgramIndex([first, second]).keys(4).size == 2
+    assert NoteNgramIndex([first, second]).keys(5).size == 0
 
 
 def test_corpus_copy_without_a_corpus_says_how_to_give_one():

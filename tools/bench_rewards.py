@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from notetune.pretrained.vocab import DEFAULT_VOCABULARY, HOLD, REST
 from notetune.rewards import RewardSet, table1_statistics
 
 STEP_TARGET = 1_000_000
@@ -25,11 +26,11 @@ STATISTICS_TARGET = 10.0
 
 def corpus_like(count: int, length: int, rng: np.random.Generator) -> np.ndarray:
     """Random melodies with a realistic mix: half holds, a few rests, pitches around C4 in C major."""
-    scale = np.array([14, 16, 18, 19, 21, 23, 25, 26, 11, 9, 7])
+    scale = DEFAULT_VOCABULARY.pitch_to_token(np.array([60, 62, 64, 65, 67, 69, 71, 72, 57, 55, 53]))
     tokens = scale[rng.integers(0, scale.size, (count, length))]
     roll = rng.random((count, length))
-    tokens[roll < 0.5] = 1
-    tokens[roll < 0.08] = 0
+    tokens[roll < 0.5] = HOLD
+    tokens[roll < 0.08] = REST
     return tokens
 
 

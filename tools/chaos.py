@@ -277,15 +277,15 @@ def _tiny_prior_and_corpus(out: Path) -> tuple[Path, Path]:
     from notetune.pretrained.checkpoint import save_checkpoint
     from notetune.pretrained.corpus import BuildSummary, Melody, write_corpus
     from notetune.pretrained.model import NoteRNN, NoteRNNConfig
-    from notetune.pretrained.vocab import DEFAULT_VOCABULARY
+    from notetune.pretrained.vocab import DEFAULT_VOCABULARY, HOLD
 
     torch.manual_seed(0)
     prior = out / "tiny_prior"
     save_checkpoint(NoteRNN(NoteRNNConfig(embedding_dim=8, hidden_size=16)).eval(), prior, extra={"key": "C major"})
     rng = np.random.default_rng(0)
-    scale = np.array([2, 4, 6, 7, 9, 11, 13, 14, 16, 18, 19, 21, 23, 25, 26])
+    scale = DEFAULT_VOCABULARY.pitch_to_token(np.array([48, 50, 52, 53, 55, 57, 59, 60, 62, 64, 65, 67, 69, 71, 72]))
     melodies = [
-        Melody(rng.choice(np.concatenate([scale, [1, 1, 1]]), 64).astype(np.uint8), f"synthetic/{i}", "C major", 0)
+        Melody(rng.choice(np.concatenate([scale, [HOLD] * 3]), 64).astype(np.uint8), f"synthetic/{i}", "C major", 0)
         for i in range(40)
     ]
     corpus = out / "tiny_corpus.npz"
