@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("notetune.scripts.cmd_compare", "an HTML report comparing models, samples and corpora"),
     "listen": ("notetune.scripts.cmd_listen", "blind A/B listening tests"),
     "sweep": ("notetune.scripts.cmd_sweep", "grid or random search over tuning settings on Ray Tune"),
+    "reward": ("notetune.scripts.cmd_reward", "rewards learned from listeners: fit, score, simulate, dpo, judge"),
 }
 
 
