@@ -38,9 +38,9 @@ class RewardFitConfig:
     """Hidden units of each member."""
     epochs: int = 100
     """Most passes over the pairs per member."""
-    patience: int = 8
+    patience: int = 15
     """Early stopping on each member's left-out (out-of-bootstrap) pairs, in epochs (0 = off)."""
-    batch_size: int = 256
+    batch_size: int = 64
     """Pairs per Adam step."""
     learning_rate: float = 3e-3
     """Adam learning rate."""

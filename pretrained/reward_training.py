@@ -23,9 +23,9 @@ class RewardTraining:
 
     epochs: int = 100
     """Most passes over the (resampled) pairs."""
-    patience: int = 8
+    patience: int = 15
     """Stop a member after this many epochs without a better loss on its left-out pairs (0 = run every epoch)."""
-    batch_size: int = 256
+    batch_size: int = 64
     """Pairs per Adam step."""
     learning_rate: float = 3e-3
     """Adam learning rate."""

@@ -1,13 +1,19 @@
 """The preferences.jsonl schema: valid pairs parsed, bad lines skipped and counted by reason."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY
+from notetune.rewards.core import UnknownRewardError
 from notetune.rewards.keys import Key
+from notetune.rewards.learned import LearnedReward
 from notetune.rewards.listener import contour_arch, preference_probability, simulate_preferences
 from notetune.rewards.preferences import PreferenceError, parse_preferences
+from notetune.rewards.registry import register_reward_prefix
+from notetune.rewards.reward_set import RewardSet
 
 A = [14, 1, 16, 1, 18, 1, 1, 1]
 B = [14, 1, 1, 1, 0, 1, 14, 1]
@@ -77,3 +83,28 @@ def test_simulated_listener_draws_from_bradley_terry_probabilities():
     answers = simulate_preferences(contour_arch, arch.repeat(2000, 0), falling.repeat(2000, 0), 0.5, rng)
     assert answers.a_wins.mean() == pytest.approx(answers.p_a[0], abs=0.03)  # drawn, not hard choices
     assert 0.5 < answers.p_a[0] < 1 and answers.ceiling == pytest.approx(answers.p_a[0])
+
+
+def test_rewards_stay_free_of_torch():
+    code = (
+        "import sys; import notetune.rewards.preferences, notetune.rewards.listener, notetune.rewards.learned; "
+        "from notetune.rewards import RewardSet; RewardSet.from_spec('notetune'); "
+        "assert 'torch' not in sys.modules, 'rewards imported torch'"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_a_reward_prefix_resolves_an_argument_into_a_reward():
+    def constant(argument):
+        def build(setup):
+            return LearnedReward(lambda tokens: (np.full(len(tokens), float(argument)), np.ones(len(tokens))), 0.5)
+
+        return build
+
+    register_reward_prefix("test_constant", constant)
+    rewards = RewardSet.from_spec("test_constant:3,test_constant:3=2", length=8)  # the same item: one term
+    assert rewards.weights == {"test_constant": 2.0}
+    terms = rewards.evaluate(np.array([A]))["test_constant"]
+    assert terms[0].tolist() == [0.0] * 7 + [2.5]  # paid at the last step: mean 3 − 0.5 × spread 1
+    with pytest.raises(UnknownRewardError, match="needs an argument after 'test_constant:'"):
+        RewardSet.from_spec("test_constant:")
