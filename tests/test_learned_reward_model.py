@@ -103,3 +103,38 @@ def test_cli_score_writes_mean_and_spread_in_input_order(tmp_path, capsys):
     np.testing.assert_allclose(scores["spread"], spread, rtol=1e-6)
     assert main(["reward", "score", "--model", str(tmp_path), "--samples", "x.npz", "--json", "o.json"]) == 2
     assert "is not a reward model" in capsys.readouterr().err
+
+
+def test_held_out_split_keeps_listeners_apart():
+    from notetune.agents.reward_fit import split_pairs
+    from notetune.rewards.preferences import parse_preferences
+
+    lines = [json.dumps({"a": [14, 1], "b": [16, 1], "winner": "a", "listener": f"l{i % 5}"}) for i in range(50)]
+    data = parse_preferences(lines)
+    train, held_out, by = split_pairs(data, 0.2, seed=0)
+    assert by == "listener" and len(train) + len(held_out) == 50 and len(held_out) >= 10
+    assert not {data.pairs[i].listener for i in train} & {data.pairs[i].listener for i in held_out}
+    _, held_out, by = split_pairs(parse_preferences([json.dumps({"a": [14], "b": [16], "winner": "b"})] * 10), 0.3, 0)
+    assert by == "pair" and len(held_out) == 3
+
+
+def test_cli_fit_reports_held_out_figures_and_skipped_lines(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    melodies = rng.choice([1, 14, 16, 18, 21], size=(120, 8))
+    lines = [
+        json.dumps({"a": a.tolist(), "b": b.tolist(), "winner": "a" if a.max() > b.max() else "b"})
+        for a, b in zip(melodies[:60], melodies[60:], strict=True)
+    ]
+    (tmp_path / "prefs.jsonl").write_text("\n".join([*lines, "{oops", '{"a": [99], "b": [1], "winner": "a"}']) + "\n")
+    out = tmp_path / "rm"
+    argv = ["reward", "fit", "--preferences", str(tmp_path / "prefs.jsonl"), "--out", str(out),
+            "--architecture", "sequence", "--members", "2", "--epochs", "5"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "60 pairs" in printed and "skipped 1 malformed" in printed and "1 out_of_vocabulary" in printed
+    assert "held_out accuracy" in printed and f"--reward learned:{out}" in printed
+    metrics = json.loads((out / "config.json").read_text())["metrics"]
+    assert metrics["split"] == {"by": "pair", "train_pairs": 48, "held_out_pairs": 12}
+    assert set(metrics["held_out"]) == {"pairs", "pairwise_accuracy", "log_loss", "ece"}
+    assert main(["reward", "fit", "--preferences", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
+    assert "preferences file" in capsys.readouterr().err
