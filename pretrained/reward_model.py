@@ -205,8 +205,9 @@ class RewardEnsemble(nn.Module):
         self, tokens: np.ndarray, key: KeyLike | None = None, batch_size: int = 4096
     ) -> tuple[np.ndarray, np.ndarray]:
         """(mean, spread) per melody of (N, T) tokens written in ``key`` (default C major)."""
-        tokens = to_reading_key(np.asarray(tokens, dtype=np.int64), self.vocab, key)
+        tokens = np.asarray(tokens, dtype=np.int64)
         check_tokens(tokens, self.vocab)
+        tokens = to_reading_key(tokens, self.vocab, key)
         self.eval()
         rows = [self(torch.from_numpy(tokens[i : i + batch_size])) for i in range(0, len(tokens), batch_size)]
         scores = torch.cat(rows, dim=1).double().numpy() if rows else np.zeros((len(self.members), 0))
