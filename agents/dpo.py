@@ -64,6 +64,14 @@ class DPOConfig:
     threads: int = 1
     """torch CPU threads."""
 
+    def __post_init__(self) -> None:
+        if self.beta <= 0:
+            raise ValueError(f"--beta must be positive, got {self.beta}")
+        if not 0 < self.held_out < 1:
+            raise ValueError("--held-out is a share of the pairs between 0 and 1")
+        if self.epochs < 0 or self.batch_size < 1 or self.eval_size < 1 or self.length < 1:
+            raise ValueError("--epochs must be 0 or more, --batch-size, --eval-size and --length at least 1")
+
 
 def dpo_loss(
     policy_a: torch.Tensor,
@@ -105,8 +113,6 @@ def kl_and_log_prior(policy: NoteRNN, prior: NoteRNN, size: int, length: int, se
 def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, Any]:
     """Train, export ``OUT/model`` (the epoch with the lowest held-out loss within ``max_kl``), write
     ``OUT/run.json``; returns that record."""
-    if config.beta <= 0:
-        raise PreferenceError(f"--beta must be positive, got {config.beta}")
     torch.set_num_threads(config.threads)
     prior_dir = find_checkpoint(config.prior)
     prior, prior_config = load_checkpoint(prior_dir)

@@ -39,6 +39,12 @@ class SimulateConfig:
     append: bool = False
     """Append to --out instead of refusing to overwrite an existing file."""
 
+    def __post_init__(self) -> None:
+        if self.pairs < 1 or self.length < 1:
+            raise ValueError("--pairs and --length must be at least 1")
+        if self.noise < 0 or self.temperature <= 0:
+            raise ValueError("--noise must be 0 or more and --temperature positive")
+
 
 def sample_pair_tokens(config: SimulateConfig) -> tuple[np.ndarray, np.ndarray, str, str]:
     """(tokens A, tokens B, key, source) for the configured models."""

@@ -59,12 +59,20 @@ class RewardFitConfig:
     threads: int = 1
     """torch CPU threads."""
 
+    def __post_init__(self) -> None:
+        for name in ("held_out", "validation"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} is a share of the pairs between 0 and 1")
+        for name in ("members", "hidden_size", "epochs", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
 
 def split_pairs(data: PreferenceData, share: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """(train indices, held-out indices, "listener" or "pair"): whole listeners are held out when there are
     at least two, so the figures say how the model does for a listener it has not heard."""
     if not 0 < share < 1:
-        raise ValueError(f"the held-out share must lie between 0 and 1, got {share}")
+        raise PreferenceError(f"the held-out share must lie between 0 and 1, got {share}")
     rng = np.random.default_rng(seed)
     count = len(data)
     listeners = data.listeners

@@ -49,3 +49,20 @@ def test_kl_is_zero_before_the_first_update_and_the_run_exports_a_model(tmp_path
     up = torch.tensor([[14, 1, 16, 1, 18, 1, 19, 1]])
     prior, _ = load_checkpoint(tmp_path / "prior")
     assert model.sequence_log_probs(up).sum() > prior.sequence_log_probs(up).sum()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reward", "dpo", "--preferences", "p.jsonl", "--beta", "0"], "--beta must be positive"),
+        (["reward", "fit", "--preferences", "p.jsonl", "--held-out", "1.5"], "--held-out is a share"),
+        (["reward", "simulate", "--noise", "-1"], "--noise must be 0 or more"),
+        (["reward", "simulate", "--models", "a", "b", "--seeds"], "--seeds pairs two seeds of one model"),
+    ],
+)
+def test_bad_settings_fail_with_one_line(argv, message, capsys):
+    from notetune.scripts.cli import main
+
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
