@@ -53,12 +53,15 @@ class DPOConfig:
     """Adam learning rate."""
     held_out: float = 0.1
     """Share of pairs held out to choose the epoch that is exported (the lowest held-out loss)."""
-    eval_size: int = 2000
-    """Compositions sampled after each epoch for KL(π‖prior) and log p_prior per token."""
+    eval_size: int = 10_000
+    """Compositions sampled after each epoch for KL(π‖prior), log p_prior per token and distinct melodies
+    (10,000, as the targets are measured: the share of distinct melodies falls as the batch grows)."""
     length: int = 32
     """Steps per sampled composition (the pairs' own length is used for training)."""
     max_kl: float = 8.0
-    """Epochs whose KL(π‖prior) per composition exceeds this are not exported."""
+    """Selection bound: epochs whose KL(π‖prior) per composition exceeds this are not exported."""
+    min_distinct_melodies: float = 0.992
+    """Selection bound: epochs with a smaller share of distinct compositions are not exported."""
     seed: int = 0
     """Seed of the split, the batch order and the evaluation samples."""
     threads: int = 1
@@ -111,7 +114,7 @@ def kl_and_log_prior(policy: NoteRNN, prior: NoteRNN, size: int, length: int, se
 
 
 def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, Any]:
-    """Train, export ``OUT/model`` (the epoch with the lowest held-out loss within ``max_kl``), write
+    """Train, export ``OUT/model`` (the epoch with the lowest held-out loss within the bounds), write
     ``OUT/run.json``; returns that record."""
     torch.set_num_threads(config.threads)
     prior_dir = find_checkpoint(config.prior)
@@ -178,7 +181,11 @@ def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, An
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
             optimizer.step()
         history.append(evaluate(epoch))
-        if history[-1]["held_out_loss"] < best["loss"] and history[-1]["kl_per_melody"] <= config.max_kl:
+        latest = history[-1]
+        eligible = (
+            latest["kl_per_melody"] <= config.max_kl and latest["distinct_melodies"] >= config.min_distinct_melodies
+        )
+        if eligible and latest["held_out_loss"] < best["loss"]:
             best = {"epoch": epoch, "state": copy.deepcopy(policy.state_dict()), "loss": history[-1]["held_out_loss"]}
     policy.load_state_dict(best["state"])
     policy.eval()
@@ -207,7 +214,11 @@ def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, An
         "prior": str(prior_dir),
         "data": data.summary(),
         "split": {"by": split_by, "train_pairs": int(count), "held_out_pairs": int(len(held[0]))},
-        "chosen": {"epoch": best["epoch"], "path": str(out / "model"), "why": "lowest held-out loss within max_kl"},
+        "chosen": {
+            "epoch": best["epoch"],
+            "path": str(out / "model"),
+            "why": "lowest held-out loss within max_kl and min_distinct_melodies",
+        },
         "seconds": round(time.monotonic() - started, 1),
         "history": history,
     }

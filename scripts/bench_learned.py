@@ -52,7 +52,7 @@ def figures(model, prior, reward_model, judge, baseline, size: int) -> dict[str,
     tokens = sample_tokens(model, size, 32, seed=1234)
     mean, spread = reward_model.score(tokens)
     return {
-        "judge_share": judge_preference_share(judge, tokens, baseline),
+        "judge_share": judge_preference_share(judge, tokens, baseline[:size]),
         "learned_mean": float(mean.mean()),
         "learned_spread": float(spread.mean()),
         "log_prior_per_token": float(log_prior_per_step(prior, tokens).mean()),
@@ -76,15 +76,18 @@ def main() -> int:
     if not prefs.exists():
         notetune("reward", "simulate", "--judge", args.judge, "--pairs", "1000", "--noise", args.noise,
                  "--seed", "10", "--out", str(prefs))  # fmt: skip
-    notetune("reward", "fit", "--preferences", str(prefs), "--out", str(rm))
-    done = threading.Event()
-    copier = threading.Thread(target=copy_checkpoints, args=(tune, out / "curve", done), daemon=True)
-    copier.start()
-    notetune("tune", "--reward", f"learned:{rm}={args.weight}", "--threads", "1", "--out", str(tune),
-             *shlex.split(args.tune_args))  # fmt: skip
-    done.set()
-    copier.join()
-    notetune("reward", "dpo", "--preferences", str(prefs), "--out", str(dpo))
+    if not (rm / "config.json").exists():  # each stage is skipped when its output exists: rerun to resume
+        notetune("reward", "fit", "--preferences", str(prefs), "--out", str(rm))
+    if not (tune / "run.json").exists():
+        done = threading.Event()
+        copier = threading.Thread(target=copy_checkpoints, args=(tune, out / "curve", done), daemon=True)
+        copier.start()
+        notetune("tune", "--reward", f"learned:{rm}={args.weight}", "--threads", "1", "--out", str(tune),
+                 *shlex.split(args.tune_args))  # fmt: skip
+        done.set()
+        copier.join()
+    if not (dpo / "run.json").exists():
+        notetune("reward", "dpo", "--preferences", str(prefs), "--out", str(dpo))
 
     judge = load_judge(args.judge)
     prior, _ = load_checkpoint(None)
