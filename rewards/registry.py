@@ -1,8 +1,9 @@
 """Finding rewards by name: ``@reward("name")``, dotted paths, entry points, and named reward sets.
 
-Lookup order for a name: registered rewards, then reward sets, then a dotted path ``package.module:function``
-(imported on demand, no registration needed), then the ``notetune.rewards`` entry-point group of installed
-packages. Anything else fails with a did-you-mean message listing what is known.
+Lookup order for a name: registered rewards, then reward sets, then ``PREFIX:ARGUMENT`` for a registered reward
+prefix (``learned:DIR``), then a dotted path ``package.module:function`` (imported on demand, no registration
+needed), then the ``notetune.rewards`` entry-point group of installed packages. Anything else fails with a
+did-you-mean message listing what is known.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from .core import (
 ENTRY_POINT_GROUP = "notetune.rewards"
 """Installed packages expose rewards under this entry-point group: ``name = "package.module:function"``."""
 
+PREFIX_ENTRY_POINT_GROUP = "notetune.reward_prefixes"
+"""Installed packages expose reward prefixes under this group: ``learned = "package.module:resolver"``."""
+
+RewardFactory = Callable[[RewardSetup], BatchedReward]
+PrefixResolver = Callable[[str], RewardFactory]
+
 
 @dataclass(frozen=True)
 class RewardEntry:
@@ -36,9 +43,13 @@ class RewardEntry:
     """A batched function, a simple ``(tokens, t)`` function, a StatefulReward subclass, or a callable."""
     simple: bool = False
     """True when ``target`` takes ``(tokens, t)`` for one melody."""
+    factory: bool = False
+    """True when ``target`` is a factory ``target(setup) -> reward`` (what a reward prefix resolves to)."""
 
     def build(self, setup: RewardSetup) -> BatchedReward:
         """A fresh callable for one reward set (stateful rewards get their own instance)."""
+        if self.factory:
+            return self.target(setup)
         if isinstance(self.target, type):
             if issubclass(self.target, StatefulReward):
                 instance = self.target(setup)
@@ -60,6 +71,55 @@ class RewardEntry:
 
 _REWARDS: dict[str, RewardEntry] = {}
 _REWARD_SETS: dict[str, dict[str, float]] = {}
+_PREFIXES: dict[str, PrefixResolver] = {}
+_PREFIXED: dict[str, RewardEntry] = {}  # "learned:DIR" -> its entry: the same item twice is one reward
+
+
+def register_reward_prefix(prefix: str, resolver: PrefixResolver) -> None:
+    """Let ``PREFIX:ARGUMENT`` name a reward, e.g. ``learned:runs/rm`` for a reward model in a directory.
+
+    ``resolver(argument)`` returns a factory ``factory(setup) -> reward`` that each reward set calls once; the
+    term is called ``prefix``. This is how code that rewards/ may not import (torch models) provides rewards;
+    installed packages can instead declare the resolver in the ``notetune.reward_prefixes`` entry-point group.
+    """
+    if not prefix or not prefix.replace("_", "a").isalnum():
+        raise ValueError(f"reward prefixes are words in snake_case, got {prefix!r}")
+    _PREFIXES[prefix] = resolver
+    for name in [n for n in _PREFIXED if n.startswith(prefix + ":")]:
+        del _PREFIXED[name]
+
+
+def _prefix_resolver(prefix: str) -> PrefixResolver | None:
+    if prefix in _PREFIXES:
+        return _PREFIXES[prefix]
+    for entry_point in entry_points(group=PREFIX_ENTRY_POINT_GROUP):
+        if entry_point.name == prefix:
+            try:
+                resolver = entry_point.load()
+            except Exception as error:
+                raise UnknownRewardError(
+                    f"reward prefix '{prefix}' from entry point '{entry_point.value}' "
+                    f"could not be loaded: {type(error).__name__}: {error}"
+                ) from error
+            _PREFIXES[prefix] = resolver
+            return resolver
+    return None
+
+
+def _prefixed_entry(name: str) -> RewardEntry | None:
+    if name in _PREFIXED:
+        return _PREFIXED[name]
+    prefix, _, argument = name.partition(":")
+    if not prefix.replace("_", "a").isalnum():  # a dotted path such as 'mypkg.rewards:fn'
+        return None
+    resolver = _prefix_resolver(prefix)
+    if resolver is None:
+        return None
+    if not argument:
+        raise UnknownRewardError(f"reward '{name}' needs an argument after '{prefix}:', e.g. '{prefix}:DIR'")
+    entry = RewardEntry(name=prefix, target=resolver(argument), factory=True)
+    _PREFIXED[name] = entry
+    return entry
 
 
 def entry_for(name: str, target: Any, simple: bool | None = None) -> RewardEntry:
@@ -134,7 +194,8 @@ def get_reward(name: str) -> RewardEntry:
     if name in _REWARDS:
         return _REWARDS[name]
     if ":" in name:
-        return _load_dotted_path(name)
+        prefixed = _prefixed_entry(name)
+        return prefixed if prefixed is not None else _load_dotted_path(name)
     for entry_point in _entry_points():
         if entry_point.name == name:
             try:

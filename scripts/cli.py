@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("notetune.scripts.cmd_listen", "blind A/B listening tests"),
     "sweep": ("notetune.scripts.cmd_sweep", "grid or random search over tuning settings on Ray Tune"),
     "studio": ("notetune.scripts.cmd_studio", "compose in the browser: lock notes, regenerate the rest, A/B"),
+    "reward": ("notetune.scripts.cmd_reward", "rewards learned from listeners: fit, score, simulate, dpo, judge"),
 }
 
 

@@ -1,0 +1,226 @@
+"""Direct preference optimisation: tune the policy straight from preference pairs, no reward model, no RL.
+
+The policy starts as a copy of the prior, which also serves as the frozen reference. With
+``h = [log π(a) − log p_ref(a)] − [log π(b) − log p_ref(b)]`` (log-probabilities summed over the melody):
+
+* ``sigmoid`` (DPO, Rafailov et al. 2023): ``BCE(σ(β h), target)`` — ``−log σ(β h)`` when a won;
+* ``ipo`` (IPO, Azar et al. 2023): ``(h − (2·target − 1) / (2β))²`` — it regresses h to a finite margin
+  instead of pushing it to infinity, so it overfits few pairs less.
+
+Ties have target 0.5 (sigmoid: no push either way at h = 0; IPO: h pulled to 0). The result is exported
+like any tuned model: ``OUT/model`` is a Note RNN checkpoint that ``sample`` and ``evaluate`` accept.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.transpose import PRIOR_KEY
+from notetune.rewards.preferences import PreferenceError, parse_preferences
+
+from .reward_fit import MIN_PAIRS, reading_arrays, split_pairs
+
+
+@dataclass
+class DPOConfig:
+    """Settings of `notetune reward dpo` (DPO/IPO tuning from preference pairs)."""
+
+    preferences: str = ""
+    """preferences.jsonl with the pairs to learn from."""
+    prior: str = "default"
+    """Prior checkpoint: the policy's starting point and the frozen reference model."""
+    out: str = "runs/dpo"
+    """Run directory: config.json, run.json and the exported model/."""
+    loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    """sigmoid (DPO's logistic loss) or ipo (IPO's squared loss)."""
+    beta: float = 0.1
+    """β: how far from the reference the preferences may pull the policy (smaller = further)."""
+    epochs: int = 8
+    """Passes over the training pairs."""
+    batch_size: int = 32
+    """Pairs per Adam step."""
+    learning_rate: float = 1e-4
+    """Adam learning rate."""
+    held_out: float = 0.1
+    """Share of pairs held out to choose the epoch that is exported (the lowest held-out loss)."""
+    eval_size: int = 10_000
+    """Compositions sampled after each epoch for KL(π‖prior), log p_prior per token and distinct melodies
+    (10,000, as the targets are measured: the share of distinct melodies falls as the batch grows)."""
+    length: int = 32
+    """Steps per sampled composition (the pairs' own length is used for training)."""
+    max_kl: float = 8.0
+    """Selection bound: epochs whose KL(π‖prior) per composition exceeds this are not exported."""
+    min_distinct_melodies: float = 0.992
+    """Selection bound: epochs with a smaller share of distinct compositions are not exported."""
+    seed: int = 0
+    """Seed of the split, the batch order and the evaluation samples."""
+    threads: int = 1
+    """torch CPU threads."""
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0:
+            raise ValueError(f"--beta must be positive, got {self.beta}")
+        if not 0 < self.held_out < 1:
+            raise ValueError("--held-out is a share of the pairs between 0 and 1")
+        if self.epochs < 0 or self.batch_size < 1 or self.eval_size < 1 or self.length < 1:
+            raise ValueError("--epochs must be 0 or more, --batch-size, --eval-size and --length at least 1")
+
+
+def dpo_loss(
+    policy_a: torch.Tensor,
+    policy_b: torch.Tensor,
+    reference_a: torch.Tensor,
+    reference_b: torch.Tensor,
+    target: torch.Tensor,
+    beta: float,
+    loss: str = "sigmoid",
+) -> torch.Tensor:
+    """Mean DPO or IPO loss of a batch; every argument but ``beta``/``loss`` is (B,) (log-probabilities
+    summed over each melody; ``target`` = P(a preferred))."""
+    h = (policy_a - reference_a) - (policy_b - reference_b)
+    if loss == "sigmoid":
+        return torch.nn.functional.binary_cross_entropy_with_logits(beta * h, target)
+    if loss == "ipo":
+        return ((h - (2 * target - 1) / (2 * beta)) ** 2).mean()
+    raise ValueError(f"unknown DPO loss {loss!r}; choose 'sigmoid' or 'ipo'")
+
+
+def melody_log_probs(model: NoteRNN, tokens: torch.Tensor) -> torch.Tensor:
+    """(B,) log p(melody) = Σ_t log p(token_t | history)."""
+    return model.sequence_log_probs(tokens).sum(dim=1)
+
+
+@torch.no_grad()
+def kl_and_log_prior(policy: NoteRNN, prior: NoteRNN, size: int, length: int, seed: int) -> dict[str, float]:
+    """KL(π‖prior) per composition and mean log p_prior per token, on ``size`` compositions sampled from π."""
+    tokens, log_policy = sample_tokens(policy, size, length, seed=seed, return_log_probs=True)
+    log_prior = log_prior_per_step(prior, tokens)
+    distinct = len({row.tobytes() for row in tokens}) / len(tokens)
+    return {
+        "kl_per_melody": float((log_policy - log_prior).sum(axis=1).mean()),
+        "log_prior_per_token": float(log_prior.mean()),
+        "distinct_melodies": float(distinct),
+    }
+
+
+def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, Any]:
+    """Train, export ``OUT/model`` (the epoch with the lowest held-out loss within the bounds), write
+    ``OUT/run.json``; returns that record."""
+    torch.set_num_threads(config.threads)
+    prior_dir = find_checkpoint(config.prior)
+    prior, prior_config = load_checkpoint(prior_dir)
+    if not isinstance(prior, NoteRNN):
+        raise PreferenceError(f"--prior {config.prior} is a tuned G model; give a Note RNN prior (e.g. 'default')")
+    if lines is None:
+        if not config.preferences:
+            raise PreferenceError("give the preferences file: --preferences FILE (one JSON pair a line)")
+        path = Path(config.preferences)
+        if not path.is_file():
+            raise FileNotFoundError(f"preferences file {path} not found")
+        lines = path.read_text().splitlines()
+    data = parse_preferences(lines, prior.vocab)
+    if len(data) < MIN_PAIRS:
+        raise PreferenceError(f"DPO needs at least {MIN_PAIRS} usable pairs; {data.summary()}")
+    train_index, held_index, split_by = split_pairs(data, config.held_out, config.seed)
+    train = [torch.from_numpy(x) for x in reading_arrays(data, train_index, prior.vocab)]
+    held = [torch.from_numpy(x) for x in reading_arrays(data, held_index, prior.vocab)]
+    train[2], held[2] = train[2].float(), held[2].float()
+
+    policy = copy.deepcopy(prior)
+    policy.dropout.p = 0.0  # the loss must see the distribution that is sampled
+    for parameter in policy.parameters():
+        parameter.requires_grad_(True)
+    prior.eval()
+    with torch.no_grad():
+        reference_train = (melody_log_probs(prior, train[0]), melody_log_probs(prior, train[1]))
+        reference_held = (melody_log_probs(prior, held[0]), melody_log_probs(prior, held[1]))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+    generator = torch.Generator().manual_seed(config.seed)
+    started = time.monotonic()
+
+    def evaluate(epoch: int) -> dict[str, Any]:
+        policy.eval()
+        with torch.no_grad():
+            policy_a, policy_b = melody_log_probs(policy, held[0]), melody_log_probs(policy, held[1])
+            loss = dpo_loss(policy_a, policy_b, *reference_held, held[2], config.beta, config.loss)
+            h = (policy_a - reference_held[0]) - (policy_b - reference_held[1])
+        decided = held[2] != 0.5
+        accuracy = ((h > 0) == (held[2] > 0.5))[decided].float().mean() if decided.any() else torch.tensor(math.nan)
+        figures = kl_and_log_prior(policy, prior, config.eval_size, config.length, config.seed + 7)
+        return {"epoch": epoch, "held_out_loss": float(loss), "held_out_accuracy": float(accuracy), **figures}
+
+    history = [evaluate(0)]
+    best = {"epoch": 0, "state": copy.deepcopy(policy.state_dict()), "loss": history[0]["held_out_loss"]}
+    count = len(train[0])
+    for epoch in range(1, config.epochs + 1):
+        policy.train()
+        order = torch.randperm(count, generator=generator)
+        for begin in range(0, count, config.batch_size):
+            batch = order[begin : begin + config.batch_size]
+            loss = dpo_loss(
+                melody_log_probs(policy, train[0][batch]),
+                melody_log_probs(policy, train[1][batch]),
+                reference_train[0][batch],
+                reference_train[1][batch],
+                train[2][batch],
+                config.beta,
+                config.loss,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            optimizer.step()
+        history.append(evaluate(epoch))
+        latest = history[-1]
+        eligible = (
+            latest["kl_per_melody"] <= config.max_kl and latest["distinct_melodies"] >= config.min_distinct_melodies
+        )
+        if eligible and latest["held_out_loss"] < best["loss"]:
+            best = {"epoch": epoch, "state": copy.deepcopy(policy.state_dict()), "loss": history[-1]["held_out_loss"]}
+    policy.load_state_dict(best["state"])
+    policy.eval()
+    chosen = history[best["epoch"]]
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"dpo": asdict(config)}, indent=2) + "\n")
+    save_checkpoint(
+        policy,
+        out / "model",
+        extra={
+            "key": prior_config.get("key") or PRIOR_KEY,
+            "tuned": {
+                "algo": "dpo",
+                "loss": config.loss,
+                "beta": config.beta,
+                "epoch": best["epoch"],
+                "preferences": config.preferences,
+                "from_prior": str(prior_dir),
+            },
+            "metrics": {k: v for k, v in chosen.items() if isinstance(v, int | float)},
+        },
+    )
+    record = {
+        "config": asdict(config),
+        "prior": str(prior_dir),
+        "data": data.summary(),
+        "split": {"by": split_by, "train_pairs": int(count), "held_out_pairs": int(len(held[0]))},
+        "chosen": {
+            "epoch": best["epoch"],
+            "path": str(out / "model"),
+            "why": "lowest held-out loss within max_kl and min_distinct_melodies",
+        },
+        "seconds": round(time.monotonic() - started, 1),
+        "history": history,
+    }
+    (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
