@@ -24,10 +24,10 @@ from typing import Any, Literal
 import torch
 from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from notetune.pretrained.model import NoteRNN
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
 from notetune.pretrained.transpose import PRIOR_KEY
 from notetune.rewards.preferences import PreferenceError, parse_preferences
 
+from .evaluation import evaluate_policy
 from .reward_fit import MIN_PAIRS, reading_arrays, split_pairs
 
 
@@ -100,17 +100,11 @@ def melody_log_probs(model: NoteRNN, tokens: torch.Tensor) -> torch.Tensor:
     return model.sequence_log_probs(tokens).sum(dim=1)
 
 
-@torch.no_grad()
 def kl_and_log_prior(policy: NoteRNN, prior: NoteRNN, size: int, length: int, seed: int) -> dict[str, float]:
-    """KL(π‖prior) per composition and mean log p_prior per token, on ``size`` compositions sampled from π."""
-    tokens, log_policy = sample_tokens(policy, size, length, seed=seed, return_log_probs=True)
-    log_prior = log_prior_per_step(prior, tokens)
-    distinct = len({row.tobytes() for row in tokens}) / len(tokens)
-    return {
-        "kl_per_melody": float((log_policy - log_prior).sum(axis=1).mean()),
-        "log_prior_per_token": float(log_prior.mean()),
-        "distinct_melodies": float(distinct),
-    }
+    """KL(π‖prior) per composition, mean log p_prior per token and distinct melodies of ``size`` compositions
+    sampled from π — the evaluation pipeline's own figures."""
+    figures = evaluate_policy(policy, prior, num=size, length=length, seed=seed, resamples=0).figures()
+    return {name: figures[name] for name in ("kl_per_composition", "log_prior_per_token", "distinct_melodies")}
 
 
 def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, Any]:
@@ -126,7 +120,7 @@ def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, An
             raise PreferenceError("give the preferences file: --preferences FILE (one JSON pair a line)")
         path = Path(config.preferences)
         if not path.is_file():
-            raise FileNotFoundError(f"preferences file {path} not found")
+            raise PreferenceError(f"preferences file {path} not found; give --preferences FILE")
         lines = path.read_text().splitlines()
     data = parse_preferences(lines, prior.vocab)
     if len(data) < MIN_PAIRS:
@@ -183,7 +177,8 @@ def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, An
         history.append(evaluate(epoch))
         latest = history[-1]
         eligible = (
-            latest["kl_per_melody"] <= config.max_kl and latest["distinct_melodies"] >= config.min_distinct_melodies
+            latest["kl_per_composition"] <= config.max_kl
+            and latest["distinct_melodies"] >= config.min_distinct_melodies
         )
         if eligible and latest["held_out_loss"] < best["loss"]:
             best = {"epoch": epoch, "state": copy.deepcopy(policy.state_dict()), "loss": history[-1]["held_out_loss"]}

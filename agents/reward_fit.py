@@ -124,7 +124,7 @@ def fit_reward_model(config: RewardFitConfig, lines: list[str] | None = None) ->
         if not config.preferences:
             raise PreferenceError("give the preferences file: --preferences FILE (one JSON pair a line)")
         if not path.is_file():
-            raise FileNotFoundError(f"preferences file {path} not found")
+            raise PreferenceError(f"preferences file {path} not found; give --preferences FILE")
         lines = path.read_text().splitlines()
     data = parse_preferences(lines, prior.vocab)
     if len(data) < MIN_PAIRS:

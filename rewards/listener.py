@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import NUM_SPECIAL
 
 from .keys import Key
@@ -24,7 +25,7 @@ from .preferences import PreferencePair
 Judge = Callable[[np.ndarray], np.ndarray]
 
 
-class JudgeError(ValueError):
+class JudgeError(UserInputError):
     """A judge that cannot be imported or returns something other than one finite score per melody."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 
 from .keys import Key
@@ -40,7 +41,7 @@ SKIP_REASONS: dict[str, str] = {
 _KNOWN_FIELDS = {"a", "b", "winner", "key", "length", "listener", "source"}
 
 
-class PreferenceError(ValueError):
+class PreferenceError(UserInputError):
     """Preference data that cannot be used at all (no valid pair, several lengths)."""
 
 

@@ -155,7 +155,7 @@ def run_dpo(args: argparse.Namespace) -> int:
     for row in record["history"]:
         print(
             f"  epoch {row['epoch']:3d}: held-out loss {row['held_out_loss']:.4f}, accuracy "
-            f"{row['held_out_accuracy']:.1%}, KL {row['kl_per_melody']:.2f} nats/composition, "
+            f"{row['held_out_accuracy']:.1%}, KL {row['kl_per_composition']:.2f} nats/composition, "
             f"log p_prior {row['log_prior_per_token']:.3f}/token, distinct {row['distinct_melodies']:.1%}"
         )
     chosen = record["chosen"]

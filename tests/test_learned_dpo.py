@@ -41,9 +41,9 @@ def test_kl_is_zero_before_the_first_update_and_the_run_exports_a_model(tmp_path
     )  # fmt: skip
     record = train_dpo(config, preference_lines())
     start, last = record["history"][0], record["history"][-1]
-    assert start["epoch"] == 0 and start["kl_per_melody"] == pytest.approx(0.0, abs=1e-5)
+    assert start["epoch"] == 0 and start["kl_per_composition"] == pytest.approx(0.0, abs=1e-5)
     assert start["held_out_loss"] == pytest.approx(math.log(2))  # h = 0 on every pair, decided or tied
-    assert last["kl_per_melody"] > 0.01 and last["held_out_loss"] < start["held_out_loss"]
+    assert last["kl_per_composition"] > 0.01 and last["held_out_loss"] < start["held_out_loss"]
     model, model_config = load_checkpoint(find_checkpoint(tmp_path / "run"))  # the run directory resolves
     assert model_config["tuned"]["algo"] == "dpo" and model_config["tuned"]["epoch"] == record["chosen"]["epoch"] > 0
     up = torch.tensor([[14, 1, 16, 1, 18, 1, 19, 1]])

@@ -22,7 +22,7 @@ import torch
 from notetune.pretrained.checkpoint import load_checkpoint
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.reward_model import load_reward_model
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.rewards.listener import judge_preference_share, load_judge
 from safetensors.torch import load_file
 
@@ -55,7 +55,7 @@ def figures(model, prior, reward_model, judge, baseline, size: int) -> dict[str,
         "judge_share": judge_preference_share(judge, tokens, baseline[:size]),
         "learned_mean": float(mean.mean()),
         "learned_spread": float(spread.mean()),
-        "log_prior_per_token": float(log_prior_per_step(prior, tokens).mean()),
+        "log_prior_per_token": float(token_log_probs(prior, tokens).mean()),
         "distinct_melodies": len({row.tobytes() for row in tokens}) / len(tokens),
     }
 
