@@ -40,8 +40,8 @@ class LagrangianSolver:
     def __init__(
         self,
         names: Sequence[str],
-        kp: float = 4.0,
-        ki: float = 1.0,
+        kp: float = 2.0,
+        ki: float = 2.0,
         kd: float = 0.0,
         smoothing: float = 0.8,
         max_multiplier: float = 1e3,

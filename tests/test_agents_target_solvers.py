@@ -113,7 +113,7 @@ def test_grpo_meets_a_hold_share_target_and_the_multiplier_settles(tiny_prior):
     target = Target.parse("hold_share>=0.3")
     base = RewardSet.from_spec(lambda batch: batch.zeros(), length=8)
     rewards = with_targets(base, [target], scales={"hold_share": 8.0})
-    algo = MelodyGRPO(MelodyVecEnv(tiny_prior, rewards, 64, 8), tiny_prior, learning_rate=3e-3, seed=0)
+    algo = MelodyGRPO(MelodyVecEnv(tiny_prior, rewards, 64, 8), tiny_prior, learning_rate=6e-3, seed=0)
     algo.kl_controller.beta, algo.kl_controller.target = 0.2, None
     algo.set_logger(configure(None, []))
     solver = LagrangianSolver([target.name])
@@ -132,8 +132,8 @@ def test_grpo_meets_a_hold_share_target_and_the_multiplier_settles(tiny_prior):
     assert slacks[0] < -0.25  # the prior holds ~3% of its steps
     assert np.all(np.diff(multipliers[:8]) > 0)  # rises while missed
     late = multipliers[-10:]
-    assert np.ptp(late) < 0.3 * late.mean()  # settled
-    assert slacks[-10:].mean() > -0.05  # met, within a 512-step batch's noise
+    assert np.ptp(late) < 0.3 * late.mean()  # settled (measured: 4.5-5.0 over the last ten rollouts)
+    assert abs(slacks[-10:].mean()) < 0.05  # at the bound on average (measured: -0.017 ± 0.05 per rollout)
     tokens = sample_tokens(algo.policy.export_actor(), 2000, 8, seed=3)
-    assert (tokens == 1).mean() > 0.25
+    assert (tokens == 1).mean() > 0.25  # the prior: 3%
     assert rewards.weights[target.name] == pytest.approx(multipliers[-1], abs=1.0)
