@@ -27,6 +27,8 @@ from .ppo import MelodyPPO, MelodyRollout, clipped_surrogate
 ADVANTAGE_KINDS = ("grpo", "rloo")
 KL_ESTIMATORS = ("penalty", "k3")
 EPSILON = 1e-8
+MIN_SCALE = 1e-6
+"""Below this spread of the returns, the advantages are all ~0 and the k3 term is not rescaled."""
 
 
 def group_advantages(returns: np.ndarray, group_size: int, kind: str = "grpo", eps: float = EPSILON) -> np.ndarray:
@@ -101,13 +103,13 @@ class MelodyGRPO(MelodyPPO):
         returns = rollout.rewards.sum(1).double().numpy()
         advantages = group_advantages(returns, self.group_size, self.advantage)
         if self.advantage == "grpo":
-            group_std = returns.reshape(-1, self.group_size).std(axis=1, ddof=1)
-            self.advantage_scale = float(group_std.mean()) + EPSILON
-        elif self.normalize_advantage:
-            self.advantage_scale = float(advantages.std()) + EPSILON
-            advantages = advantages / self.advantage_scale
+            scale = float(returns.reshape(-1, self.group_size).std(axis=1, ddof=1).mean())
         else:
-            self.advantage_scale = 1.0
+            scale = float(advantages.std()) if self.normalize_advantage else 1.0
+        # Returns that do not vary carry no signal (advantages 0); the k3 term then keeps reward units.
+        self.advantage_scale = scale if scale > MIN_SCALE else 1.0
+        if self.advantage == "rloo":
+            advantages = advantages / self.advantage_scale
         length = rollout.rewards.shape[1]
         rollout.advantages = torch.from_numpy(advantages).float()[:, None].expand(-1, length)
         rollout.returns = torch.from_numpy(returns).float()[:, None].expand(-1, length)

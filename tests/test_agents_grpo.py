@@ -96,3 +96,13 @@ def train(prior, advantage, kl_estimator, beta):
     algo.kl_controller.beta, algo.kl_controller.target = beta, None
     algo.learn(8192)
     return algo
+
+
+def test_a_reward_that_never_varies_leaves_the_k3_term_in_reward_units(tiny_prior):
+    env = MelodyVecEnv(tiny_prior, RewardSet.from_spec(lambda batch: batch.zeros(), length=8), 64, 8)
+    algo = MelodyGRPO(env, tiny_prior, kl_estimator="k3", seed=0)
+    algo.set_logger(configure(None, []))
+    _, callback = algo._setup_learn(64 * 8, None)
+    algo.collect_rollouts(algo.env, callback, algo.rollout_buffer, algo.n_steps)
+    assert algo.advantage_scale == 1.0  # not 1e-8, which would make β a hundred million times stronger
+    assert torch.count_nonzero(algo.rollout.advantages) == 0
