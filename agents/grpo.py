@@ -128,8 +128,8 @@ class MelodyGRPO(MelodyPPO):
         loss = policy_loss - self.ent_coef * entropy_mean
         terms["entropy"] = entropy_mean.item()
         if self.kl_estimator == "k3":
-            # The surrogate is a per-token mean of advantages in units of advantage_scale, so the per-token k3
-            # mean times β/advantage_scale is the gradient of β·KL per composition in the same units.
+            # Surrogate and k3 are both per-token means; the advantages were divided by advantage_scale, so
+            # dividing β by it too makes β trade reward against KL exactly as in the penalty form.
             kl = k3_kl(log_probs, rollout.log_prior[index]).mean()
             loss = loss + self.kl_controller.beta / self.advantage_scale * kl
             terms["kl_k3_per_note"] = kl.item()
