@@ -221,7 +221,7 @@ class MelodyPPO(OnPolicyAlgorithm):
         self._update_learning_rate(self.policy.optimizer)
         advantages = self.training_advantages(rollout)
         num = rollout.tokens.shape[0]
-        logs: dict[str, list[float]] = {"policy_gradient_loss": [], "value_loss": [], "entropy": [], "approx_kl": []}
+        logs: dict[str, list[float]] = {"approx_kl": []}
         stop = False
         for _ in range(self.n_epochs):
             order = torch.randperm(num, generator=self.generator)
@@ -241,9 +241,8 @@ class MelodyPPO(OnPolicyAlgorithm):
             if stop:
                 break
         self._n_updates += self.n_epochs
-        for name, values in logs.items():
-            if values or name in ("policy_gradient_loss", "value_loss", "entropy", "approx_kl"):
-                self.logger.record(f"train/{name}", float(np.mean(values)) if values else 0.0)
+        for name, values in logs.items():  # what minibatch_loss reported (no value loss without a critic)
+            self.logger.record(f"train/{name}", float(np.mean(values)))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
     def _excluded_save_params(self) -> list[str]:
