@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g")
+ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g", "grpo", "rloo")
 
 
 @dataclass
@@ -19,8 +19,9 @@ class TuneConfig:
     """Settings of `notetune tune`."""
 
     # --- what to tune, for how long
-    algo: Literal["ppo", "a2c", "dqn", "psi", "g"] = "ppo"
-    """Algorithm: ppo or a2c (batched recurrent fast path), dqn, psi or g (RL Tuner's Q, Ψ and G-learning)."""
+    algo: Literal["ppo", "a2c", "dqn", "psi", "g", "grpo", "rloo"] = "ppo"
+    """Algorithm: ppo or a2c (batched recurrent fast path), dqn, psi or g (RL Tuner's Q, Ψ and G-learning), grpo
+    or rloo (critic-free, advantages relative to a group of compositions; on the fast path)."""
     steps: int = 4_000_000
     """The budget: total environment steps (one step = one 16th-note token of one composition). Budgets are
     steps, so the same command and seed give the same model on any machine."""
@@ -84,6 +85,10 @@ class TuneConfig:
     """ppo: stop a rollout's epochs once the approximate KL between old and new policy exceeds 1.5× this (0 = never)."""
     value_hidden: int = 64
     """ppo/a2c: units of the value head (on the actor's detached features plus a step embedding)."""
+    group_size: int = 8
+    """grpo/rloo: compositions per group (num_envs must be a multiple); each is judged against its group."""
+    kl_estimator: Literal["penalty", "k3"] = "penalty"
+    """grpo/rloo: KL to the prior as a per-step reward penalty (as ppo), or as a k3 loss term (as DeepSeek's GRPO)."""
     buffer_size: int = 100_000
     """dqn/psi/g: replay buffer size."""
     learning_starts: int = 1_000
@@ -172,7 +177,7 @@ class TuneConfig:
     # --- control: primer and constraints
     primer: str = ""
     """Melody every composition continues (policy and prior read it first; it is not scored): a MIDI file or
-    one item per 16th note, e.g. '60 _ 62 _ 64 _ _ _' (_ holds, r rests). ppo and a2c only."""
+    one item per 16th note, e.g. '60 _ 62 _ 64 _ _ _' (_ holds, r rests). ppo, a2c, grpo and rloo only."""
     constraint: list[str] = field(default_factory=list)
     """Action masks on policy and prior, e.g. 'step:0=C4', 'pitches=C,D,E,G,A', 'rhythm=x...x...'.
-    ppo and a2c only."""
+    ppo, a2c, grpo and rloo only."""

@@ -166,7 +166,7 @@ class MelodyPPO(OnPolicyAlgorithm):
         kl = rollout.log_probs - rollout.log_prior
         beta = self.kl_controller.beta
         rollout.rewards = rollout.env_rewards - (beta * kl if self.kl_mode == "full" else 0.0)
-        rollout.compute_returns(self.gamma, self.gae_lambda)
+        self.compute_advantages(rollout)
         self.rollout = rollout
         kl_per_composition = float(kl.sum(1).mean())
         self.kl_controller.update(kl_per_composition, num_envs)
@@ -191,56 +191,60 @@ class MelodyPPO(OnPolicyAlgorithm):
         return True
 
     # ----------------------------------------------------------------------------------- update
+    def compute_advantages(self, rollout: MelodyRollout) -> None:
+        """Fill ``rollout.advantages`` and ``rollout.returns`` (hook: critic-free algorithms replace GAE)."""
+        rollout.compute_returns(self.gamma, self.gae_lambda)
+
+    def training_advantages(self, rollout: MelodyRollout) -> torch.Tensor:
+        """(B, T) advantages the update uses: the rollout's, normalised over the batch if asked."""
+        advantages = rollout.advantages
+        if self.normalize_advantage:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        return advantages
+
+    def minibatch_loss(
+        self, rollout: MelodyRollout, index: torch.Tensor, advantages: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss on compositions ``index`` and what to log of it (``approx_kl`` always; hook for subclasses)."""
+        log_probs, entropy, values = self.policy.evaluate_sequences(rollout.tokens[index])
+        log_ratio = log_probs - rollout.log_probs[index]
+        ratio = log_ratio.exp()
+        policy_loss, terms = clipped_surrogate(ratio, log_ratio, advantages, self.clip_range_value)
+        value_loss = nn.functional.mse_loss(values, rollout.returns[index])
+        entropy_mean = entropy.mean()
+        loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy_mean
+        terms.update(value_loss=value_loss.item(), entropy=entropy_mean.item())
+        return loss, terms
+
     def train(self) -> None:
         assert self.rollout is not None
         rollout = self.rollout
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        advantages = rollout.advantages
-        if self.normalize_advantage:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        advantages = self.training_advantages(rollout)
         num = rollout.tokens.shape[0]
-        clip = self.clip_range_value
-        policy_losses, value_losses, entropies, approx_kls, clip_fractions = [], [], [], [], []
+        logs: dict[str, list[float]] = {"approx_kl": []}
         stop = False
         for _ in range(self.n_epochs):
             order = torch.randperm(num, generator=self.generator)
             for begin in range(0, num, self.batch_size):
                 index = order[begin : begin + self.batch_size]
-                log_probs, entropy, values = self.policy.evaluate_sequences(rollout.tokens[index])
-                log_ratio = log_probs - rollout.log_probs[index]
-                ratio = log_ratio.exp()
-                adv = advantages[index]
-                if clip is None:
-                    policy_loss = -(ratio * adv).mean()
-                else:
-                    policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
-                    clip_fractions.append(float(((ratio - 1).abs() > clip).float().mean()))
-                value_loss = nn.functional.mse_loss(values, rollout.returns[index])
-                entropy_mean = entropy.mean()
-                loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy_mean
-                with torch.no_grad():
-                    approx_kl = float(((ratio - 1) - log_ratio).mean())
-                approx_kls.append(approx_kl)
-                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                loss, terms = self.minibatch_loss(rollout, index, advantages[index])
+                logs["approx_kl"].append(terms.pop("approx_kl"))
+                if self.target_kl is not None and logs["approx_kl"][-1] > 1.5 * self.target_kl:
                     stop = True
                     break
                 self.policy.optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
-                policy_losses.append(policy_loss.item())
-                value_losses.append(value_loss.item())
-                entropies.append(entropy_mean.item())
+                for name, value in terms.items():
+                    logs.setdefault(name, []).append(value)
             if stop:
                 break
         self._n_updates += self.n_epochs
-        self.logger.record("train/policy_gradient_loss", float(np.mean(policy_losses)) if policy_losses else 0.0)
-        self.logger.record("train/value_loss", float(np.mean(value_losses)) if value_losses else 0.0)
-        self.logger.record("train/entropy", float(np.mean(entropies)) if entropies else 0.0)
-        self.logger.record("train/approx_kl", float(np.mean(approx_kls)) if approx_kls else 0.0)
-        if clip_fractions:
-            self.logger.record("train/clip_fraction", float(np.mean(clip_fractions)))
+        for name, values in logs.items():  # what minibatch_loss reported (no value loss without a critic)
+            self.logger.record(f"train/{name}", float(np.mean(values)))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
     def _excluded_save_params(self) -> list[str]:
@@ -275,3 +279,18 @@ class MelodyA2C(MelodyPPO):
         kwargs.setdefault("batch_size", env.num_envs)
         kwargs.setdefault("clip_range", None)
         super().__init__(env, prior, learning_rate=learning_rate, **kwargs)
+
+
+def clipped_surrogate(
+    ratio: torch.Tensor, log_ratio: torch.Tensor, advantages: torch.Tensor, clip: float | None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's clipped policy loss −E[min(ρ·A, clip(ρ)·A)] (plain −E[ρ·A] without a clip), and what to log."""
+    if clip is None:
+        policy_loss = -(ratio * advantages).mean()
+    else:
+        policy_loss = -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+    with torch.no_grad():
+        terms = {"policy_gradient_loss": policy_loss.item(), "approx_kl": float(((ratio - 1) - log_ratio).mean())}
+        if clip is not None:
+            terms["clip_fraction"] = float(((ratio - 1).abs() > clip).float().mean())
+    return policy_loss, terms

@@ -84,9 +84,9 @@ class TuneRun:
         # The prior writes in the key its checkpoint records (C major / A minor if none): shift it to the run's.
         self.prior = transpose_to_key(self.prior, Key.parse(self.prior_config.get("key") or PRIOR_KEY), self.key)
         self.primer, self.allowed = control_inputs(config.primer, config.constraint, config.length, self.prior.vocab)
-        if (self.primer is not None or self.allowed is not None) and config.algo not in ("ppo", "a2c"):
+        if (self.primer is not None or self.allowed is not None) and config.algo not in ("ppo", "a2c", "grpo", "rloo"):
             raise TuneError(
-                f"--primer and --constraint need --algo ppo or a2c (their policy reads the primer and "
+                f"--primer and --constraint need --algo ppo, a2c, grpo or rloo (their policy reads the primer and "
                 f"masks its actions); {config.algo} explores with unmasked random actions"
             )
         self.corpus_path = DEFAULT_CORPUS if config.corpus == "default" else Path(config.corpus)
@@ -138,7 +138,7 @@ class TuneRun:
 
     def build_algorithm(self):
         config = self.config
-        if config.algo in ("ppo", "a2c"):
+        if config.algo in ("ppo", "a2c", "grpo", "rloo"):
             from .ppo import MelodyA2C, MelodyPPO
 
             env = MelodyVecEnv(
@@ -166,6 +166,23 @@ class TuneRun:
                 seed=config.seed,
                 policy_kwargs={"value_hidden": config.value_hidden},
             )
+            if config.algo in ("grpo", "rloo"):
+                from .grpo import MelodyGRPO
+
+                try:
+                    return MelodyGRPO(
+                        env,
+                        self.prior,
+                        group_size=config.group_size,
+                        advantage=config.algo,
+                        kl_estimator=config.kl_estimator,
+                        n_epochs=config.n_epochs,
+                        batch_size=config.batch_size,
+                        clip_range=config.clip_range,
+                        **common,
+                    )
+                except ValueError as error:
+                    raise TuneError(str(error)) from None
             if config.algo == "ppo":
                 return MelodyPPO(
                     env,
