@@ -1,4 +1,4 @@
-"""Targets as constraints: ``starts_with_tonic>=0.97``, ``rest_share>=0.8x``, ``log_prior_per_note>=untuned-0.2``.
+"""Targets as constraints: ``starts_with_tonic>=0.97``, ``rest_share>=0.8x``, ``log_prior_per_token>=untuned-0.2``.
 
 Every ratio statistic is a per-composition numerator and denominator (the Table 1 counts and their kin), so
 "rate ≥ c" is the linear constraint Σ (num − c·den) ≥ 0, and its reward for one composition is
@@ -42,10 +42,10 @@ COPIED_PHRASE_MIN_NOTES = 8
 PLAGIARISM_STEPS = 16
 """A composition counts as plagiarised when a copied phrase (≥ 8 notes) spans a bar (16 steps), as in evaluate."""
 NOVELTY = (*(f"copy_rate_{n}gram" for n in COPY_NS), "plagiarism_rate", "longest_copied_span")
-LOG_PRIOR = "log_prior_per_note"
+LOG_PRIOR = "log_prior_per_token"
 CONSTRAINABLE = (*TABLE1_COUNTED, LOG_PRIOR, *NOVELTY, *PITCH_RHYTHM)
 """Statistics with per-composition counts: they can be targets that shape the reward."""
-SET_STATISTICS = ("distinct_melodies", "distinct_4gram", "kl_per_melody", "music_reward")
+SET_STATISTICS = ("distinct_melodies", "distinct_4gram", "kl_per_composition", "music_reward")
 """Statistics of a whole set of compositions: targets on them can choose checkpoints but not shape rewards."""
 KNOWN_STATISTICS = (*CONSTRAINABLE, *SET_STATISTICS)
 
@@ -175,7 +175,7 @@ def composition_counts(
     """Per-composition (numerator, denominator) of each of ``names`` for (B, T) compositions, by the same
     functions `notetune evaluate` pools (``table1_counts``, pitch and rhythm statistics, corpus copy rates).
 
-    ``log_prior`` (B,) is each composition's summed log p_prior (for ``log_prior_per_note``)."""
+    ``log_prior`` (B,) is each composition's summed log p_prior (for ``log_prior_per_token``)."""
     names = set(names)
     tokens = np.asarray(tokens, dtype=np.int64)
     count, length = tokens.shape
@@ -197,7 +197,7 @@ def composition_counts(
         counts["plagiarism_rate"] = ((longest >= PLAGIARISM_STEPS).astype(np.float64), np.ones(count))
     if LOG_PRIOR in names:
         if log_prior is None:
-            raise TargetError("a log_prior_per_note target needs the prior's log-probabilities of the compositions")
+            raise TargetError("a log_prior_per_token target needs the prior's log-probabilities of the compositions")
         counts[LOG_PRIOR] = (np.asarray(log_prior, dtype=np.float64), np.full(count, float(length)))
     return {name: counts[name] for name in names if name in counts}
 

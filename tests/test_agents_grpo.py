@@ -61,7 +61,7 @@ def test_kl_is_zero_at_step_zero(advantage, kl_estimator, tiny_prior):
     algo = build(tiny_prior, advantage, kl_estimator)
     _, callback = algo._setup_learn(algo.env.num_envs * 8, None)
     assert algo.collect_rollouts(algo.env, callback, algo.rollout_buffer, algo.n_steps)
-    assert abs(algo.last_rollout_stats["rollout/kl_per_melody"]) < 1e-4
+    assert abs(algo.last_rollout_stats["rollout/kl_per_composition"]) < 1e-4
     rollout = algo.rollout
     index = torch.arange(16)
     _, terms = algo.minibatch_loss(rollout, index, algo.training_advantages(rollout)[index])
@@ -86,8 +86,8 @@ def test_grpo_and_rloo_learn_a_toy_reward(advantage, tiny_prior):
 def test_beta_holds_the_policy_near_the_prior_with_either_estimator(kl_estimator, tiny_prior):
     # β is reward per nat in both forms, so the same β buys about the same KL (measured: ~12.6 nats at
     # β = 0.05 and 0.05-0.16 at β = 5, for both).
-    loose = train(tiny_prior, "grpo", kl_estimator, beta=0.05).last_rollout_stats["rollout/kl_per_melody"]
-    tight = train(tiny_prior, "grpo", kl_estimator, beta=5.0).last_rollout_stats["rollout/kl_per_melody"]
+    loose = train(tiny_prior, "grpo", kl_estimator, beta=0.05).last_rollout_stats["rollout/kl_per_composition"]
+    tight = train(tiny_prior, "grpo", kl_estimator, beta=5.0).last_rollout_stats["rollout/kl_per_composition"]
     assert loose > 5.0 and tight < 0.5, (loose, tight)
 
 

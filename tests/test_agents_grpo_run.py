@@ -77,4 +77,4 @@ def test_groups_that_do_not_divide_num_envs_are_refused_before_any_work(tmp_path
 
 def test_grpo_accepts_a_primer(tmp_path, tiny_prior_dir, tiny_corpus_path):
     run = TuneRun(tune_config(tmp_path, tiny_prior_dir, tiny_corpus_path, algo="rloo", primer="60 _ 62 _"))
-    assert run.algorithm.policy.primer is not None and run.algorithm.env.primer is not None
+    assert run.algorithm.policy.primer_tokens is not None and run.algorithm.env.primer is not None

@@ -156,4 +156,4 @@ def test_training_toward_the_distributional_target_meets_its_moment(tiny_prior):
     algo.learn(24576)
     tokens = sample_tokens(algo.policy.export_actor(), 4000, 8, seed=1)
     assert 0.22 < (tokens[:, 0] == 14).mean() < 0.4  # measured: 0.32
-    assert algo.last_rollout_stats["rollout/kl_per_melody"] < 2 * closest_kl  # measured: 0.54 against 0.53
+    assert algo.last_rollout_stats["rollout/kl_per_composition"] < 2 * closest_kl  # measured: 0.54 against 0.53

@@ -27,7 +27,7 @@ TONIC = 14  # C4 in the default vocabulary: C major's tonic token
         ("not_in_key <= 0.1%", Target("not_in_key", "<=", 0.001)),
         ("rest_share>=0.8x", Target("rest_share", ">=", 0.8, "ratio")),
         ("copy_rate_8gram<=1.0x", Target("copy_rate_8gram", "<=", 1.0, "ratio")),
-        ("log_prior_per_note>=untuned-0.2", Target("log_prior_per_note", ">=", -0.2, "offset")),
+        ("log_prior_per_token>=untuned-0.2", Target("log_prior_per_token", ">=", -0.2, "offset")),
         ("leaps_resolved≥0.98", Target("leaps_resolved", ">=", 0.98)),
     ],
 )
@@ -110,8 +110,8 @@ def test_per_step_rates_are_scaled_to_the_statistics_units(tiny_prior):
 
 
 def test_a_log_prior_target_reads_the_environments_prior(tiny_prior):
-    target = Target.parse("log_prior_per_note>=untuned-0.2")
-    baseline = {"log_prior_per_note": -3.0}
+    target = Target.parse("log_prior_per_token>=untuned-0.2")
+    baseline = {"log_prior_per_token": -3.0}
     rewards = with_targets(RewardSet.from_spec("notetune", length=8), [target], {target.name: 1.0}, baseline)
     env = MelodyVecEnv(tiny_prior, rewards, num_envs=16, length=8)
     env.reset()
