@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g")
+ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g", "dpo")
 
 
 @dataclass
@@ -19,8 +19,10 @@ class TuneConfig:
     """Settings of `notetune tune`."""
 
     # --- what to tune, for how long
-    algo: Literal["ppo", "a2c", "dqn", "psi", "g"] = "ppo"
-    """Algorithm: ppo or a2c (batched recurrent fast path), dqn, psi or g (RL Tuner's Q, Ψ and G-learning)."""
+    algo: Literal["ppo", "a2c", "dqn", "psi", "g", "dpo"] = "ppo"
+    """Algorithm: ppo or a2c (batched recurrent fast path), dqn, psi or g (RL Tuner's Q, Ψ and G-learning), or
+    dpo (no RL: learns from --preferences pairs; reads the dpo_* fields, prior, out, learning_rate, length, seed,
+    threads, max_kl, min_distinct_melodies and confirm_size, not the reward, budget or algorithm fields)."""
     steps: int = 4_000_000
     """The budget: total environment steps (one step = one 16th-note token of one composition). Budgets are
     steps, so the same command and seed give the same model on any machine."""
@@ -176,3 +178,14 @@ class TuneConfig:
     constraint: list[str] = field(default_factory=list)
     """Action masks on policy and prior, e.g. 'step:0=C4', 'pitches=C,D,E,G,A', 'rhythm=x...x...'.
     ppo and a2c only."""
+    # --- dpo: tuning from preference pairs
+    preferences: str = ""
+    """dpo: preferences.jsonl with the pairs to learn from (the studio's, `listen score --export-preferences`,
+    `listen simulate`)."""
+    dpo_beta: float = 0.1
+    """dpo: β, how far from the prior (the frozen reference) the preferences may pull the policy (smaller =
+    further)."""
+    dpo_loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    """dpo: sigmoid (DPO's logistic loss) or ipo (IPO's squared loss)."""
+    dpo_epochs: int = 8
+    """dpo: passes over the training pairs (each is evaluated; the exported one has the lowest held-out loss)."""
