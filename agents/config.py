@@ -3,7 +3,7 @@
 Every value that shapes a run is a field here, with its one default; the CLI flags and TOML keys are the field
 names (flat, ``--kl-coef`` for ``kl_coef``). The fields come in sections: what to tune and for how long; rewards;
 control (key, primer, constraints); KL control; the algorithms; evaluation and selection; collapse and alarms;
-the machine.
+the machine; DPO (``algo="dpo"``, tuning from preference pairs without RL).
 """
 
 from __future__ import annotations

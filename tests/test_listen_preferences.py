@@ -2,13 +2,15 @@
 (`listen score --export-preferences`), the simulated listener under its `listen` name, and the studio's A/B mode."""
 
 import json
+import re
 import shutil
 
 import numpy as np
+import pytest
 from notetune.agents.sources import load_source
 from notetune.rewards.preferences import parse_preferences
 from notetune.scripts.cli import main
-from notetune.scripts.listening import KEY_FILE
+from notetune.scripts.listening import KEY_FILE, listening_preferences
 from notetune.scripts.studio.workspace import Workspace
 
 
@@ -64,6 +66,22 @@ def test_a_pack_without_its_melodies_or_an_existing_file_is_one_line(listening_t
     assert main(["listen", "score", str(listening_test), str(answers), "--export-preferences", str(out)]) == 2
     assert "exists; delete it or choose another --export-preferences" in capsys.readouterr().err
     assert out.read_text() == "kept\n"
+
+
+def test_the_pairs_carry_the_key_the_pack_played_in(listening_test, tmp_path):
+    key = json.loads((listening_test / KEY_FILE).read_text())
+    assert key["sets"]["A"]["key"] == key["sets"]["B"]["key"] == "C major"  # the tiny prior's and the corpus's
+    moved = tmp_path / "moved"
+    shutil.copytree(listening_test, moved)
+    answers = answer_file(tmp_path / "a.json", moved, "ana", ["A"] * 8)
+    for keys, expected in ((("G major", None), "G major"), (("G major", "D minor"), "different keys (D minor, G")):
+        key["sets"]["A"]["key"], key["sets"]["B"]["key"] = keys
+        (moved / KEY_FILE).write_text(json.dumps(key))
+        if keys[1] is None:
+            assert {str(pair.key) for pair in listening_preferences(moved, [answers])} == {expected}
+        else:
+            with pytest.raises(ValueError, match=re.escape(expected)):
+                listening_preferences(moved, [answers])
 
 
 def test_listen_simulate_is_reward_simulate(tmp_path, tiny_prior_dir, capsys):
