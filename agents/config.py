@@ -3,7 +3,7 @@
 Every value that shapes a run is a field here, with its one default; the CLI flags and TOML keys are the field
 names (flat, ``--kl-coef`` for ``kl_coef``). The fields come in sections: what to tune and for how long; rewards;
 control (key, primer, constraints); KL control; the algorithms; evaluation and selection; collapse and alarms;
-the machine.
+the machine; DPO (``algo="dpo"``, tuning from preference pairs without RL).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g", "grpo", "rloo")
+ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g", "grpo", "rloo", "dpo")
 
 
 @dataclass
@@ -19,9 +19,11 @@ class TuneConfig:
     """Settings of `notetune tune`."""
 
     # --- what to tune, for how long
-    algo: Literal["ppo", "a2c", "dqn", "psi", "g", "grpo", "rloo"] = "ppo"
+    algo: Literal["ppo", "a2c", "dqn", "psi", "g", "grpo", "rloo", "dpo"] = "ppo"
     """Algorithm: ppo or a2c (batched recurrent fast path), dqn, psi or g (RL Tuner's Q, Ψ and G-learning), grpo
-    or rloo (critic-free, advantages relative to a group of compositions; on the fast path)."""
+    or rloo (critic-free, advantages relative to a group of compositions; on the fast path), or dpo (no RL: learns
+    from --preferences pairs; reads the dpo_* fields, prior, out, learning_rate, length, seed, threads, max_kl,
+    min_distinct_melodies and confirm_size, not the reward, budget or algorithm fields)."""
     steps: int = 4_000_000
     """The budget: total environment steps (one step = one 16th-note token of one composition). Budgets are
     steps, so the same command and seed give the same model on any machine."""

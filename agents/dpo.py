@@ -9,6 +9,8 @@ The policy starts as a copy of the prior, which also serves as the frozen refere
 
 Ties have target 0.5 (sigmoid: no push either way at h = 0; IPO: h pulled to 0). The result is exported
 like any tuned model: ``OUT/model`` is a Note RNN checkpoint that ``sample`` and ``evaluate`` accept.
+``notetune reward dpo`` runs :func:`train_dpo` on a :class:`DPOConfig`; ``notetune tune --algo dpo`` runs
+:func:`tune_dpo` on a :class:`~notetune.agents.config.TuneConfig`, which maps onto it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint, read_config, save_checkpoint
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.transpose import PRIOR_KEY
+from notetune.rewards.keys import Key
 from notetune.rewards.preferences import PreferenceError, parse_preferences
 
+from .config import TuneConfig
 from .evaluation import evaluate_policy
 from .reward_fit import MIN_PAIRS, reading_arrays, split_pairs
 
@@ -107,9 +111,12 @@ def kl_and_log_prior(policy: NoteRNN, prior: NoteRNN, size: int, length: int, se
     return {name: figures[name] for name in ("kl_per_composition", "log_prior_per_token", "distinct_melodies")}
 
 
-def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, Any]:
+def train_dpo(
+    config: DPOConfig, lines: list[str] | None = None, saved_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Train, export ``OUT/model`` (the epoch with the lowest held-out loss within the bounds), write
-    ``OUT/run.json``; returns that record."""
+    ``OUT/run.json``; returns that record. ``OUT/config.json`` holds ``saved_config`` (default:
+    ``{"dpo": DPOConfig fields}``)."""
     torch.set_num_threads(config.threads)
     prior_dir = find_checkpoint(config.prior)
     prior, prior_config = load_checkpoint(prior_dir)
@@ -187,7 +194,8 @@ def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, An
     chosen = history[best["epoch"]]
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"dpo": asdict(config)}, indent=2) + "\n")
+    saved = saved_config if saved_config is not None else {"dpo": asdict(config)}
+    (out / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
     save_checkpoint(
         policy,
         out / "model",
@@ -215,7 +223,54 @@ def train_dpo(config: DPOConfig, lines: list[str] | None = None) -> dict[str, An
             "why": "lowest held-out loss within max_kl and min_distinct_melodies",
         },
         "seconds": round(time.monotonic() - started, 1),
+        "final_metrics": chosen,
         "history": history,
     }
     (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def dpo_config(config: TuneConfig) -> DPOConfig:
+    """The DPO settings a TuneConfig with ``algo="dpo"`` stands for (the dpo_* fields, the prior, the run
+    directory, the selection bounds; evaluations of ``confirm_size`` compositions, as the targets are measured)."""
+    if not config.preferences:
+        raise PreferenceError("--algo dpo learns from preference pairs: give --preferences FILE (preferences.jsonl)")
+    if config.dpo_beta <= 0 or config.dpo_epochs < 0:
+        raise PreferenceError(
+            f"--dpo-beta must be positive and --dpo-epochs 0 or more (got {config.dpo_beta} and {config.dpo_epochs})"
+        )
+    try:
+        return DPOConfig(
+            preferences=config.preferences,
+            prior=config.prior,
+            out=config.out,
+            loss=config.dpo_loss,
+            beta=config.dpo_beta,
+            epochs=config.dpo_epochs,
+            learning_rate=config.learning_rate,
+            eval_size=config.confirm_size or config.eval_size,
+            length=config.length,
+            max_kl=config.max_kl,
+            min_distinct_melodies=config.min_distinct_melodies,
+            seed=config.seed,
+            threads=config.threads,
+        )
+    except ValueError as error:
+        raise PreferenceError(str(error)) from None
+
+
+def tune_dpo(config: TuneConfig, lines: list[str] | None = None) -> dict[str, Any]:
+    """``notetune tune --algo dpo``: train with :func:`train_dpo` into a run directory like any run's
+    (``config.json`` holds the TuneConfig, ``run.json`` the record, ``model/`` the exported policy)."""
+    dpo = dpo_config(config)
+    if config.primer or config.constraint:
+        raise PreferenceError("--primer and --constraint need --algo ppo or a2c; --algo dpo learns whole melodies")
+    prior_key = Key.parse(read_config(find_checkpoint(config.prior)).get("key") or PRIOR_KEY)
+    if Key.parse(config.key) != prior_key:
+        raise PreferenceError(
+            f"--algo dpo tunes in the prior's key ({prior_key}); leave out --key {config.key} and write in it "
+            f"with `notetune sample --key '{config.key}'`"
+        )
+    if (Path(config.out) / "config.json").exists():
+        raise PreferenceError(f"{config.out} already holds a run; choose another --out")
+    return train_dpo(dpo, lines, saved_config=asdict(config))

@@ -67,6 +67,16 @@ class TuneRun:
         self.out = Path(config.out)
         if config.algo not in ALGORITHMS:
             raise TuneError(f"unknown algorithm {config.algo!r}; choose from {', '.join(ALGORITHMS)}")
+        if config.algo == "dpo":
+            raise TuneError(
+                "--algo dpo learns from preference pairs without RL: it runs through notetune.agents.dpo.tune_dpo "
+                "(as `notetune tune --algo dpo` does) in one pass, so a DPO run cannot be resumed; start a new one"
+            )
+        if config.preferences:
+            raise TuneError(
+                f"--preferences is read by --algo dpo only; to tune {config.algo} on preferences, fit a reward "
+                "model (`notetune reward fit`) and tune with --reward learned:DIR"
+            )
         if config.steps <= 0 or config.num_envs <= 0 or config.length < 8:
             raise TuneError(
                 f"--steps and --num-envs must be positive and --length at least 8 "

@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("notetune.scripts.cmd_evaluate", "statistics of a model or of samples"),
     "tune": ("notetune.scripts.cmd_tune", "fine-tune a prior with reinforcement learning"),
     "compare": ("notetune.scripts.cmd_compare", "an HTML report comparing models, samples and corpora"),
-    "listen": ("notetune.scripts.cmd_listen", "blind A/B listening tests"),
+    "listen": ("notetune.scripts.cmd_listen", "blind A/B listening tests; simulated listeners"),
     "sweep": ("notetune.scripts.cmd_sweep", "grid or random search over tuning settings on Ray Tune"),
     "studio": ("notetune.scripts.cmd_studio", "compose in the browser: lock notes, regenerate the rest, A/B"),
     "reward": ("notetune.scripts.cmd_reward", "rewards learned from listeners: fit, score, simulate, dpo, judge"),

@@ -1,4 +1,5 @@
-"""``notetune listen``: blind A/B listening tests (``export`` a test, ``score`` the answers)."""
+"""``notetune listen``: blind A/B listening tests (``export`` a test, ``score`` the answers, optionally as
+preference pairs) and ``simulate``, a simulated listener (the same command as ``notetune reward simulate``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from notetune.agents.sources import load_source
 
 from . import config
 from .cli import UserError
-from .listening import KEY_FILE, export_listening_test, score_listening_test
+from .cmd_reward import SIMULATE_HELP, add_simulate_arguments, run_action
+from .listening import KEY_FILE, export_listening_test, listening_preferences, score_listening_test
 
 
 @dataclass
@@ -37,6 +39,9 @@ class ListenScoreConfig:
 
     json: str | None = None
     """Also write the result to this JSON file."""
+    export_preferences: str | None = None
+    """Also write the answers as preferences.jsonl for `notetune reward fit` (a = set A's melody, b = set B's,
+    tie for no preference, unanswered pairs left out); refuses an existing file."""
 
 
 def register(parser: argparse.ArgumentParser):
@@ -51,10 +56,13 @@ def register(parser: argparse.ArgumentParser):
     score.add_argument("answers", nargs="+", metavar="ANSWERS.json", help="answer files saved by the page")
     score.add_argument("--config", help="TOML file with ListenScoreConfig fields")
     config.add_arguments(score, ListenScoreConfig)
+    add_simulate_arguments(actions.add_parser("simulate", help=SIMULATE_HELP + " (= notetune reward simulate)"))
     return run
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.listen_action == "simulate":
+        return run_action("simulate", args)
     return run_export(args) if args.listen_action == "export" else run_score(args)
 
 
@@ -78,9 +86,17 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_score(args: argparse.Namespace) -> int:
     cfg = config.from_args(ListenScoreConfig, args, args.config)
+    if cfg.export_preferences and Path(cfg.export_preferences).exists():
+        raise UserError(f"{cfg.export_preferences} exists; delete it or choose another --export-preferences")
     result = score_listening_test(args.directory, args.answers)
     print(result.summary())
     if cfg.json:
         Path(cfg.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {cfg.json}")
+    if cfg.export_preferences:
+        path = Path(cfg.export_preferences)
+        pairs = listening_preferences(args.directory, args.answers)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(pair.to_json() + "\n" for pair in pairs))
+        print(f"wrote {len(pairs)} preference pairs to {path}; fit a reward model on them with `notetune reward fit`")
     return 0

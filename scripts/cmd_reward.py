@@ -46,7 +46,6 @@ class JudgeConfig:
 
 def register(parser: argparse.ArgumentParser):
     from notetune.agents.dpo import DPOConfig
-    from notetune.agents.listener_loop import SimulateConfig
     from notetune.agents.reward_fit import RewardFitConfig
 
     actions = parser.add_subparsers(dest="reward_action", required=True, metavar="ACTION")
@@ -56,11 +55,7 @@ def register(parser: argparse.ArgumentParser):
     score = actions.add_parser("score", help="score melodies with a reward model (ensemble mean and spread)")
     score.add_argument("--config", help="TOML file with ScoreConfig fields")
     config.add_arguments(score, ScoreConfig)
-    simulate = actions.add_parser("simulate", help="write preferences.jsonl answered by a simulated listener")
-    simulate.add_argument("--config", help="TOML file with SimulateConfig fields")
-    simulate.add_argument("--models", nargs="+", metavar="MODEL", help="A B: pair melody i of A with melody i of B")
-    simulate.add_argument("--seeds", action="store_true", help="pairs from two seeds of one model (the default)")
-    config.add_arguments(simulate, SimulateConfig, skip=("models",))
+    add_simulate_arguments(actions.add_parser("simulate", help=SIMULATE_HELP))
     dpo = actions.add_parser("dpo", help="tune the prior directly from preference pairs (DPO or IPO)")
     dpo.add_argument("--config", help="TOML file with DPOConfig fields")
     config.add_arguments(dpo, DPOConfig)
@@ -70,13 +65,31 @@ def register(parser: argparse.ArgumentParser):
     return run
 
 
+SIMULATE_HELP = "write preferences.jsonl answered by a simulated listener"
+
+
+def add_simulate_arguments(simulate: argparse.ArgumentParser) -> None:
+    """The flags of `reward simulate` (also `listen simulate`, its alias)."""
+    from notetune.agents.listener_loop import SimulateConfig
+
+    simulate.add_argument("--config", help="TOML file with SimulateConfig fields")
+    simulate.add_argument("--models", nargs="+", metavar="MODEL", help="A B: pair melody i of A with melody i of B")
+    simulate.add_argument("--seeds", action="store_true", help="pairs from two seeds of one model (the default)")
+    config.add_arguments(simulate, SimulateConfig, skip=("models",))
+
+
 def run(args: argparse.Namespace) -> int:
+    return run_action(args.reward_action, args)
+
+
+def run_action(name: str, args: argparse.Namespace) -> int:
+    """Run one action (fit, score, simulate, dpo, judge), its input errors as one line."""
     from notetune.rewards.listener import JudgeError
     from notetune.rewards.preferences import PreferenceError
 
     action = {"fit": run_fit, "score": run_score, "simulate": run_simulate, "dpo": run_dpo, "judge": run_judge}
     try:
-        return action[args.reward_action](args)
+        return action[name](args)
     except (PreferenceError, JudgeError, FileExistsError) as error:
         raise UserError(str(error)) from error
 
@@ -150,7 +163,12 @@ def run_dpo(args: argparse.Namespace) -> int:
     from notetune.agents.dpo import DPOConfig, train_dpo
 
     cfg = config.from_args(DPOConfig, args, args.config)
-    record = train_dpo(cfg)
+    print_dpo_record(train_dpo(cfg))
+    return 0
+
+
+def print_dpo_record(record: dict) -> None:
+    """A DPO run's data, per-epoch figures and the exported epoch (for `reward dpo` and `tune --algo dpo`)."""
     print(record["data"])
     for row in record["history"]:
         print(
@@ -160,7 +178,6 @@ def run_dpo(args: argparse.Namespace) -> int:
         )
     chosen = record["chosen"]
     print(f"exported {chosen['path']} (epoch {chosen['epoch']}: {chosen['why']})")
-    return 0
 
 
 def run_judge(args: argparse.Namespace) -> int:

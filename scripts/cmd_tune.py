@@ -1,4 +1,5 @@
-"""``notetune tune``: fine-tune a prior with RL; ``--resume RUN_DIR`` continues a killed run."""
+"""``notetune tune``: fine-tune a prior with RL (or from preference pairs, ``--algo dpo``); ``--resume RUN_DIR``
+continues a killed RL run."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
         tune_run = load_run(args.resume)
     else:
         cfg = config.from_args(TuneConfig, args, args.config)
+        if cfg.algo == "dpo":
+            return run_dpo(cfg)
         tune_run = TuneRun(cfg)
     record = tune_run.run()
     chosen = record["chosen"]
@@ -54,4 +57,15 @@ def run(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
+    return 0
+
+
+def run_dpo(cfg: TuneConfig) -> int:
+    from notetune.agents.dpo import tune_dpo
+
+    from .cmd_reward import print_dpo_record
+
+    record = tune_dpo(cfg)
+    print(f"run directory: {cfg.out}")
+    print_dpo_record(record)
     return 0

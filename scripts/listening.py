@@ -2,11 +2,12 @@
 
 ``export_listening_test`` writes ``index.html`` (two players per pair and a preference form; the answers are
 saved as a JSON file through the browser's downloads), the audio files named only by pair and position, and a
-hidden key file ``.key.json`` saying which set played first in each pair. ``score_listening_test`` un-blinds
-one or more answer files, reports each listener's counts, and tests the preference twice: a sign test over the
-listeners' majorities (each listener counts once, ties dropped) — the test that respects listeners — and, beside
-it, a binomial test of all answers pooled, which treats every answer as independent (no preference is left out
-of both).
+hidden key file ``.key.json`` saying which set played first in each pair, with the tokens and key of every
+melody played. ``score_listening_test`` un-blinds one or more answer files, reports each listener's counts,
+and tests the preference twice: a sign test over the listeners' majorities (each listener counts once, ties
+dropped) — the test that respects listeners — and, beside it, a binomial test of all answers pooled, which
+treats every answer as independent (no preference is left out of both). ``listening_preferences`` turns the
+same answers into preference pairs (``preferences.jsonl``) for ``notetune reward fit``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 from notetune.agents.sources import SampleSource
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.export import write_wav
+from notetune.rewards.keys import Key
+from notetune.rewards.preferences import DEFAULT_KEY, PreferencePair
 
 KEY_FILE = ".key.json"
 CHOICES = ("1", "2", "none")
@@ -76,7 +79,9 @@ def export_listening_test(
         "test_id": test_id,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "seed": seed,
-        "sets": {name: {"label": s.label, "source": s.path, "settings": s.settings} for name, s in sets.items()},
+        "sets": {
+            name: {"label": s.label, "source": s.path, "key": s.key, "settings": s.settings} for name, s in sets.items()
+        },
         "pairs": [asdict(p) for p in plan],
         "tokens": {name: s.tokens[:pairs].tolist() for name, s in sets.items()},
         "audio_renderer": sorted(renderers),
@@ -281,20 +286,20 @@ def _read_answers(path: str | Path) -> dict:
     return answers
 
 
-def score_listening_test(directory: str | Path, answer_files: list[str | Path]) -> ListeningResult:
-    """Un-blind the answer files of the test in ``directory``; count per listener and test the preference.
-
-    Files that give the same listener name are one listener's; a file without a name is one listener.
-    """
-    directory = Path(directory)
+def _load_key(directory: Path) -> dict:
     key_path = directory / KEY_FILE
     if not key_path.is_file():
         raise UserInputError(
             f"{directory} holds no listening test key ({KEY_FILE}); give the folder `notetune listen export` wrote"
         )
-    key = json.loads(key_path.read_text())
+    return json.loads(key_path.read_text())
+
+
+def _unblinded_answers(key: dict, directory: Path, answer_files: list[str | Path]):
+    """(listener, pair, preferred) for every pair of every answer file, ``preferred`` being "A", "B", "none"
+    (no preference) or None (unanswered). Files that give the same listener name are one listener's; a file
+    without a name is one listener, named by its path."""
     pairs = {p["pair"]: p for p in key["pairs"]}
-    listeners: dict[str, ListenerAnswers] = {}
     for answer_file in answer_files:
         answers = _read_answers(answer_file)
         if answers.get("test_id") != key["test_id"]:
@@ -306,20 +311,32 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
         if unknown:
             raise UserInputError(f"{answer_file} answers unknown pairs {unknown}")
         name = str(answers.get("listener") or "").strip() or f"{answer_file} (no name)"
-        listener = listeners.setdefault(name, ListenerAnswers(name))
         for pair_id, pair in pairs.items():
             choice = given.get(pair_id)
-            if choice is None:
-                listener.unanswered += 1
-            elif choice == "none":
-                listener.no_preference += 1
-            elif choice in ("1", "2"):
-                if (pair["first"] if choice == "1" else pair["second"]) == "A":
-                    listener.prefer_a += 1
-                else:
-                    listener.prefer_b += 1
-            else:
+            if choice not in (None, *CHOICES):
                 raise UserInputError(f"{answer_file}: answer {choice!r} for {pair_id} is not one of {CHOICES}")
+            preferred = {"1": pair["first"], "2": pair["second"]}.get(choice, choice)
+            yield name, pair, preferred
+
+
+def score_listening_test(directory: str | Path, answer_files: list[str | Path]) -> ListeningResult:
+    """Un-blind the answer files of the test in ``directory``; count per listener and test the preference.
+
+    Files that give the same listener name are one listener's; a file without a name is one listener.
+    """
+    directory = Path(directory)
+    key = _load_key(directory)
+    listeners: dict[str, ListenerAnswers] = {}
+    for name, _pair, preferred in _unblinded_answers(key, directory, answer_files):
+        listener = listeners.setdefault(name, ListenerAnswers(name))
+        if preferred is None:
+            listener.unanswered += 1
+        elif preferred == "none":
+            listener.no_preference += 1
+        elif preferred == "A":
+            listener.prefer_a += 1
+        else:
+            listener.prefer_b += 1
     per_listener = list(listeners.values())
     totals = {
         name: sum(getattr(x, name) for x in per_listener)
@@ -336,3 +353,48 @@ def score_listening_test(directory: str | Path, answer_files: list[str | Path]) 
         per_listener=per_listener,
         sign_test_p_value=_two_sided_binomial(majorities.count("A"), majorities.count("A") + majorities.count("B")),
     )
+
+
+def listening_preferences(directory: str | Path, answer_files: list[str | Path]) -> list[PreferencePair]:
+    """The answers as preference pairs, one per answered pair and listener: ``a`` = the melody of set A,
+    ``b`` = that of set B, winner ``a``/``b`` or ``tie`` for no preference (unanswered pairs are left out),
+    ``listener`` from the answer file and ``source`` naming the test and its sets."""
+    directory = Path(directory)
+    key = _load_key(directory)
+    if "tokens" not in key:
+        raise UserInputError(
+            f"{directory / KEY_FILE} does not keep the melodies it played (a test from an older notetune); "
+            "export the test again with `notetune listen export` to collect preferences from it"
+        )
+    tokens = {name: np.asarray(melodies, dtype=np.int64) for name, melodies in key["tokens"].items()}
+    if tokens["A"].shape[1:] != tokens["B"].shape[1:]:
+        raise UserInputError(
+            f"sets A and B of {directory} have melodies of {tokens['A'].shape[1]} and {tokens['B'].shape[1]} "
+            "steps; a preference pair needs two melodies of one length"
+        )
+    keys = {str(Key.parse(info["key"])) for info in key["sets"].values() if info.get("key")}
+    if len(keys) > 1:
+        raise UserInputError(
+            f"sets A and B of {directory} are in different keys ({', '.join(sorted(keys))}); a preference pair "
+            "has one key: export a test of two sets in one key"
+        )
+    pair_key = Key.parse(keys.pop() if keys else DEFAULT_KEY)
+    labels = {name: info["label"] for name, info in key["sets"].items()}
+    source = f"listening test {key['test_id']}: A {labels['A']}, B {labels['B']}"
+    preferences = []
+    for listener, pair, preferred in _unblinded_answers(key, directory, answer_files):
+        if preferred is None:
+            continue
+        melody = {pair["first"]: pair["first_melody"], pair["second"]: pair["second_melody"]}
+        preferences.append(
+            PreferencePair(
+                a=tokens["A"][melody["A"]],
+                b=tokens["B"][melody["B"]],
+                winner={"A": "a", "B": "b", "none": "tie"}[preferred],
+                key=pair_key,
+                listener=listener,
+                source=source,
+                extra={"pair": pair["pair"]},
+            )
+        )
+    return preferences
