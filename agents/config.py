@@ -183,3 +183,14 @@ class TuneConfig:
     constraint: list[str] = field(default_factory=list)
     """Action masks on policy and prior, e.g. 'step:0=C4', 'pitches=C,D,E,G,A', 'rhythm=x...x...'.
     ppo, a2c, grpo and rloo only."""
+    # --- dpo: tuning from preference pairs
+    preferences: str = ""
+    """dpo: preferences.jsonl with the pairs to learn from (the studio's, `listen score --export-preferences`,
+    `listen simulate`)."""
+    dpo_beta: float = 0.1
+    """dpo: β, how far from the prior (the frozen reference) the preferences may pull the policy (smaller =
+    further)."""
+    dpo_loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    """dpo: sigmoid (DPO's logistic loss) or ipo (IPO's squared loss)."""
+    dpo_epochs: int = 8
+    """dpo: passes over the training pairs (each is evaluated; the exported one has the lowest held-out loss)."""
