@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from notetune.envs.vec_env import MelodyVecEnv
+from notetune.pretrained.checkpoint import CheckpointError
 from notetune.pretrained.model import NoteRNN
 from notetune.rewards.reward_set import RewardSet
 from stable_baselines3 import DQN
@@ -196,6 +197,12 @@ class GLearning(RLTunerDQN):
 def build_q_learner(config: Any, prior: NoteRNN, rewards: RewardSet) -> RLTunerDQN:
     """The dqn/psi/g learner for a TuneConfig, on a MelodyVecEnv of ``config.num_envs`` compositions."""
     classes = {"dqn": RLTunerDQN, "psi": PsiLearning, "g": GLearning}
+    if not isinstance(prior, NoteRNN):
+        # Q = a linear head on the LSTM's features; a copy-gated mixture is not linear in them.
+        raise CheckpointError(
+            f"--algo {config.algo} needs an LSTM prior (arch note_rnn) and this prior is "
+            f"{getattr(prior, 'arch', type(prior).__name__)}; tune it with --algo ppo or a2c"
+        )
     env = MelodyVecEnv(
         prior, rewards, config.num_envs, config.length, log_prior_weight=0.0 if config.algo == "g" else 1.0
     )

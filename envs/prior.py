@@ -28,20 +28,25 @@ class PriorScorer:
         if hasattr(model, "eval"):
             model.eval()
         self.state: object = None
+        self.device = torch.device("cpu")
         self.log_probs: np.ndarray = np.zeros((0, model.num_actions))
 
     @torch.no_grad()
     def start(self, batch_size: int, primer: np.ndarray | None = None) -> np.ndarray:
         """Log-probabilities (B, V) of the first token; ``primer`` tokens warm the state first."""
         log_probs, self.state = self.model.start(batch_size)
+        self.device = log_probs.device  # the model's; actions arrive as numpy and are moved there
         for token in primer if primer is not None else ():
-            log_probs, self.state = self.model.step(torch.full((batch_size,), int(token)), self.state)
-        self.log_probs = log_probs.double().numpy()
+            log_probs, self.state = self.model.step(
+                torch.full((batch_size,), int(token), device=log_probs.device), self.state
+            )
+        self.log_probs = log_probs.double().cpu().numpy()
         return self.log_probs
 
     @torch.no_grad()
     def step(self, actions: np.ndarray) -> np.ndarray:
         """Feed the chosen actions (B,) and return the next log-probabilities (B, V)."""
-        log_probs, self.state = self.model.step(torch.as_tensor(actions, dtype=torch.long), self.state)
-        self.log_probs = log_probs.double().numpy()
+        actions = torch.as_tensor(actions, dtype=torch.long, device=self.device)
+        log_probs, self.state = self.model.step(actions, self.state)
+        self.log_probs = log_probs.double().cpu().numpy()
         return self.log_probs

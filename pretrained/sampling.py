@@ -1,16 +1,16 @@
-"""Batched sampling from a Note RNN (or any model with the same step interface)."""
+"""Batched sampling from a Note RNN (or any model with the same step interface), on the model's device."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .model import NoteRNN
+from .model import NoteModel
 
 
 @torch.no_grad()
 def sample_tokens(
-    model: NoteRNN,
+    model: NoteModel,
     num: int,
     length: int = 32,
     temperature: float = 1.0,
@@ -33,17 +33,19 @@ def sample_tokens(
     if allowed is not None and not allowed.any(axis=-1).all():
         bad = int(np.flatnonzero(~allowed.any(axis=-1))[0])
         raise ValueError(f"constraints leave no allowed token at step {bad}")
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same seed samples the same melodies anywhere
     mask = None if allowed is None else torch.from_numpy(np.asarray(allowed, dtype=bool))
     out = np.empty((num, length), dtype=np.int64)
     out_log_probs = np.empty((num, length), dtype=np.float64) if return_log_probs else None
     for begin in range(0, num, batch_size):
         size = min(batch_size, num - begin)
         log_probs, state = model.start(size)
+        device = log_probs.device
         if primer is not None and len(primer):
             for token in primer:
-                log_probs, state = model.step(torch.full((size,), int(token), dtype=torch.long), state)
+                log_probs, state = model.step(torch.full((size,), int(token), dtype=torch.long, device=device), state)
         for t in range(length):
+            log_probs = log_probs.cpu()
             logits = log_probs / temperature
             if mask is not None:
                 logits = logits.masked_fill(~mask[t], float("-inf"))
@@ -57,13 +59,13 @@ def sample_tokens(
                 )
                 out_log_probs[begin : begin + size, t] = scores.gather(1, action[:, None])[:, 0].numpy()
             if t + 1 < length:
-                log_probs, state = model.step(action, state)
+                log_probs, state = model.step(action.to(device), state)
     return (out, out_log_probs) if out_log_probs is not None else out
 
 
 @torch.no_grad()
 def log_prior_per_step(
-    model: NoteRNN,
+    model: NoteModel,
     tokens: np.ndarray,
     batch_size: int = 8192,
     *,
@@ -77,25 +79,33 @@ def log_prior_per_step(
     """
     if primer is None and allowed is None:
         rows = []
+        device = _device_of(model)
         for begin in range(0, len(tokens), batch_size):
-            chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
-            rows.append(model.sequence_log_probs(chunk).numpy())
+            chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64)).to(device)
+            rows.append(model.sequence_log_probs(chunk).cpu().numpy())
         return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
     return _conditioned_log_probs(model, tokens, batch_size, primer, allowed)
 
 
 def _conditioned_log_probs(
-    model: NoteRNN, tokens: np.ndarray, batch_size: int, primer: np.ndarray | None, allowed: np.ndarray | None
+    model: NoteModel, tokens: np.ndarray, batch_size: int, primer: np.ndarray | None, allowed: np.ndarray | None
 ) -> np.ndarray:
     prefix = [model.start_token, *(int(t) for t in (primer if primer is not None else ()))]
-    mask = None if allowed is None else torch.from_numpy(np.asarray(allowed, dtype=bool))
+    device = _device_of(model)
+    mask = None if allowed is None else torch.from_numpy(np.asarray(allowed, dtype=bool)).to(device)
     rows = []
     for begin in range(0, len(tokens), batch_size):
-        chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64))
-        history = torch.tensor(prefix, dtype=torch.long).expand(len(chunk), -1)
+        chunk = torch.from_numpy(np.asarray(tokens[begin : begin + batch_size], dtype=np.int64)).to(device)
+        history = torch.tensor(prefix, dtype=torch.long, device=device).expand(len(chunk), -1)
         logits, _ = model(torch.cat([history, chunk[:, :-1]], dim=1))
         logits = logits[:, len(prefix) - 1 :]
         if mask is not None:
             logits = logits.masked_fill(~mask[: chunk.shape[1]], float("-inf"))
-        rows.append(torch.log_softmax(logits, dim=-1).gather(-1, chunk.unsqueeze(-1)).squeeze(-1).numpy())
+        rows.append(torch.log_softmax(logits, dim=-1).gather(-1, chunk.unsqueeze(-1)).squeeze(-1).cpu().numpy())
     return np.concatenate(rows) if rows else np.zeros((0, tokens.shape[1]))
+
+
+def _device_of(model) -> torch.device:
+    """The device of the model's weights (the CPU for a model without any)."""
+    parameter = next(iter(getattr(model, "parameters", lambda: iter(()))()), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
