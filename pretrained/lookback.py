@@ -29,9 +29,6 @@ from .vocab import DEFAULT_VOCABULARY, NUM_SPECIAL, Vocabulary
 LookbackState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 """(h, c, history (B, W) input ids, last sounding pitch token at each (B, W), steps read (B,))."""
 
-MIN_COPY_PROBABILITY = 1e-30
-"""Floor of the copy mixture before its log (exp(-69)): keeps gradients finite where nothing is copied."""
-
 
 @dataclass(frozen=True)
 class LookbackConfig:
@@ -164,6 +161,9 @@ class LookbackLSTM(NoteModel):
         log_gate = torch.log_softmax(gate, dim=-1)
         generated = torch.log_softmax(self.head(hidden), dim=-1) + log_gate[..., :1]
         copied = torch.zeros_like(generated).scatter_add_(-1, copies.clamp(max=none - 1), log_gate[..., 1:].exp())
-        logits = torch.logaddexp(generated, copied.clamp_min(MIN_COPY_PROBABILITY).log())
+        # log 0 = -inf where nothing is copied, through log 1 so that the gradient there is 0, not NaN.
+        nothing = copied == 0
+        copied = torch.where(nothing, torch.ones_like(copied), copied).log().masked_fill(nothing, float("-inf"))
+        logits = torch.logaddexp(generated, copied)
         new_state = (h, c, tokens[:, -window:], last[:, -window:], steps + length)
         return logits, output, new_state
