@@ -18,7 +18,7 @@ gives exactly the log-probabilities of a whole sequence.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -47,6 +47,8 @@ class LookbackConfig:
     """Steps per bar for the bar-position input (counted from the melody's first token)."""
     interval_copy: bool = True
     """Also offer "copy the interval lag steps back" (transposed repeats)."""
+    output_layer: bool = False
+    """A linear map (V → V) after the mixture's log-probabilities: the Q-network that dqn/psi/g tune and export."""
 
     def __post_init__(self) -> None:
         if not self.lags or min(self.lags) < 1:
@@ -102,6 +104,7 @@ class LookbackLSTM(NoteModel):
         with torch.no_grad():  # start close to the plain LSTM: most weight on its own softmax
             self.gate.bias.zero_()
             self.gate.bias[0] = 2.0
+        self.output = nn.Linear(config.vocab.size, config.vocab.size) if config.output_layer else None
 
     # --------------------------------------------------------------------------------- state
     def initial_state(self, batch_size: int) -> LookbackState:
@@ -165,5 +168,23 @@ class LookbackLSTM(NoteModel):
         nothing = copied == 0
         copied = torch.where(nothing, torch.ones_like(copied), copied).log().masked_fill(nothing, float("-inf"))
         logits = torch.logaddexp(generated, copied)
+        if self.output is not None:
+            logits = self.output(logits)
         new_state = (h, c, tokens[:, -window:], last[:, -window:], steps + length)
         return logits, output, new_state
+
+
+@torch.no_grad()
+def with_output_layer(
+    model: LookbackLSTM, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None
+) -> LookbackLSTM:
+    """A copy of ``model`` whose logits pass through a linear layer (identity unless ``weight``/``bias`` are given):
+    how a Q-network tuned from a Lookback LSTM is exported, and saved and loaded like any checkpoint."""
+    config = replace(model.config, output_layer=True)
+    result = LookbackLSTM(config).to(model.head.weight.device)
+    result.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("output.")}, strict=False)
+    size = config.vocab.size
+    eye = torch.eye(size, device=model.head.weight.device)
+    result.output.weight.copy_(weight if weight is not None else eye)
+    result.output.bias.copy_(bias if bias is not None else torch.zeros(size))
+    return result.train(model.training)

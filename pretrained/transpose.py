@@ -87,6 +87,11 @@ def _transpose_note_model(model: NoteModel, semitones: int) -> NoteModel:
             module.weight[:size] = originals[name].weight[source]
     shifted.head.weight.copy_(torch.where(in_range[:, None], model.head.weight[source], 0.0))
     shifted.head.bias.copy_(torch.where(in_range, model.head.bias[source], OUT_OF_RANGE_LOGIT))
+    output = getattr(model, "output", None)
+    if output is not None:  # a Q-network's V → V layer on the log-probabilities: rows and columns move
+        weight = output.weight[source][:, source]
+        shifted.output.weight.copy_(torch.where(in_range[:, None] & in_range[None, :], weight, 0.0))
+        shifted.output.bias.copy_(torch.where(in_range, output.bias[source], OUT_OF_RANGE_LOGIT))
     return shifted
 
 

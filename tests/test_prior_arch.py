@@ -128,16 +128,26 @@ def test_policy_from_a_lookback_prior_equals_the_prior_and_steps_like_it(lookbac
     assert values.shape == (4, 150)
 
 
-def test_q_learners_refuse_a_lookback_prior_with_one_line(lookback):
+@pytest.mark.parametrize("algo", ["dqn", "psi", "g"])
+def test_q_learners_start_from_a_lookback_prior_and_export_what_they_learned(tmp_path, algo, lookback):
+    from notetune.agents.config import TuneConfig
     from notetune.agents.dqn import build_q_learner
 
-    class Config:
-        algo, num_envs, length = "dqn", 2, 16
-
-    with pytest.raises(
-        CheckpointError, match="--algo dqn needs an LSTM prior .* lookback_lstm; tune it with --algo ppo"
-    ):
-        build_q_learner(Config(), lookback, RewardSet.from_spec("notetune"))
+    cfg = TuneConfig(algo=algo, num_envs=2, length=70, learning_starts=10, batch_size=8)
+    learner = build_q_learner(cfg, lookback, RewardSet.from_spec("notetune", length=70))
+    tokens = repeating_melodies(4)[:, :70]
+    expected = lookback.sequence_log_probs(tokens)
+    # Boltzmann over Q is the prior before training (dqn/psi: Q = identity · log p; g: Q = 0, π ∝ exp(Q)·p).
+    assert (learner.policy.export_actor().sequence_log_probs(tokens) - expected).abs().max() < 1e-5
+    learner.learn(200)
+    exported = learner.policy.export_actor()
+    moved = (exported.sequence_log_probs(tokens) - expected).abs().max()
+    assert moved > 1e-4  # Q-learning changed the policy
+    save_checkpoint(exported, tmp_path / algo)
+    loaded, config = load_checkpoint(tmp_path / algo)
+    assert config["arch"] == "lookback_lstm"
+    assert torch.allclose(loaded.sequence_log_probs(tokens), exported.sequence_log_probs(tokens), atol=1e-6)
+    assert sample_tokens(transpose_model(loaded, 3), 4, 70).shape == (4, 70)
 
 
 def tiny_pretrain(tmp_path, corpus, **overrides) -> PretrainConfig:
