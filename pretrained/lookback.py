@@ -26,8 +26,12 @@ from torch import nn
 from .model import NoteModel
 from .vocab import DEFAULT_VOCABULARY, NUM_SPECIAL, Vocabulary
 
-LookbackState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-"""(h, c, history (B, W) input ids, last sounding pitch token at each (B, W), steps read (B,))."""
+LookbackState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+"""(h, c, history (B, W) input ids, last sounding pitch token at each (B, W), steps read (B,),
+steps each lag has been repeating for (B, lags))."""
+
+RUN_SCALE = 16.0
+"""Repeat run lengths enter the network in bars of 16 steps, capped at 4 bars."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class LookbackConfig:
     """Steps per bar for the bar-position input (counted from the melody's first token)."""
     interval_copy: bool = True
     """Also offer "copy the interval lag steps back" (transposed repeats)."""
+    run_lengths: bool = True
+    """Tell the LSTM and the gate for how many steps each lag has been repeating (a copy, once begun, goes on)."""
     output_layer: bool = False
     """A linear map (V → V) after the mixture's log-probabilities: the Q-network that dqn/psi/g tune and export."""
 
@@ -71,6 +77,7 @@ class LookbackConfig:
             raise ValueError(f"unknown model fields {sorted(unknown)}")
         if "lags" in data:
             data["lags"] = tuple(data["lags"])
+        data.setdefault("run_lengths", False)  # written before run lengths existed
         return cls(vocab=vocab, **data)
 
 
@@ -89,7 +96,8 @@ class LookbackLSTM(NoteModel):
         size = config.vocab.size + 1
         self.embedding = nn.Embedding(size, config.embedding_dim)
         self.lag_embeddings = nn.ModuleList(nn.Embedding(size, config.lag_embedding_dim) for _ in config.lags)
-        inputs = config.embedding_dim + len(config.lags) * (config.lag_embedding_dim + 1) + config.bar_steps
+        runs = len(config.lags) if config.run_lengths else 0
+        inputs = config.embedding_dim + len(config.lags) * (config.lag_embedding_dim + 1) + runs + config.bar_steps
         self.lstm = nn.LSTM(
             inputs,
             config.hidden_size,
@@ -100,7 +108,7 @@ class LookbackLSTM(NoteModel):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab.size)
         self.num_copies = len(config.lags) * (2 if config.interval_copy else 1)
-        self.gate = nn.Linear(config.hidden_size, 1 + self.num_copies)
+        self.gate = nn.Linear(config.hidden_size + runs, 1 + self.num_copies)
         with torch.no_grad():  # start close to the plain LSTM: most weight on its own softmax
             self.gate.bias.zero_()
             self.gate.bias[0] = 2.0
@@ -117,6 +125,7 @@ class LookbackLSTM(NoteModel):
             history,
             history.clone(),
             torch.zeros(batch_size, dtype=torch.long, device=weight.device),
+            torch.zeros(batch_size, len(self.config.lags), dtype=torch.long, device=weight.device),
         )
 
     # ------------------------------------------------------------------------------- compute
@@ -129,7 +138,7 @@ class LookbackLSTM(NoteModel):
         batch, length = inputs.shape
         if state is None:
             state = self.initial_state(batch)
-        h, c, history, history_pitch, steps = state
+        h, c, history, history_pitch, steps, runs = state
         window, none = self.window, self.start_token
         tokens = torch.cat([history, inputs], dim=1)  # (B, W + T); column W + i is inputs[:, i]
         # The last sounding pitch at or before each column: carried for the history, running over the inputs.
@@ -139,13 +148,16 @@ class LookbackLSTM(NoteModel):
         last = values.gather(1, torch.where(known, columns, 0).cummax(dim=1).values)
         now = tokens[:, window:]
         last_now = last[:, window:]
-        lag_inputs, candidates = [], []
-        intervals = []
+        lag_inputs, candidates, intervals, run_lengths = [], [], [], []
+        index_t = torch.arange(length, device=inputs.device).expand(batch, -1)
         for index, lag in enumerate(self.config.lags):
             # Input i predicts step i of the melody; the token `lag` steps before that step is column W + i + 1 - lag.
             then = tokens[:, window + 1 - lag : window + 1 - lag + length]
             repeated = (now == tokens[:, window - lag : window - lag + length]) & (now != none)
             lag_inputs += [self.lag_embeddings[index](then), repeated.unsqueeze(-1).to(h.dtype)]
+            # Steps this lag has been repeating, ending at each input (0 where it does not repeat), carried over.
+            carried = (-1 - runs[:, index : index + 1]).expand(-1, length)
+            run_lengths.append(index_t - torch.where(repeated, carried, index_t).cummax(dim=1).values)
             candidates.append(then)
             if self.config.interval_copy:
                 last_then = last[:, window - lag : window - lag + length]
@@ -155,11 +167,13 @@ class LookbackLSTM(NoteModel):
                 intervals.append(torch.where(transposable, torch.where(in_range, moved, none), then))
         position = (steps.unsqueeze(1) + torch.arange(length, device=inputs.device)) % self.config.bar_steps
         bar = nn.functional.one_hot(position, self.config.bar_steps).to(h.dtype)
-        features = torch.cat([self.embedding(inputs), *lag_inputs, bar], dim=-1)
+        run_lengths_t = torch.stack(run_lengths, dim=-1)  # (B, T, lags)
+        repeats = [(run_lengths_t.clamp(max=4 * RUN_SCALE) / RUN_SCALE).to(h.dtype)] if self.config.run_lengths else []
+        features = torch.cat([self.embedding(inputs), *lag_inputs, *repeats, bar], dim=-1)
         output, (h, c) = self.lstm(features, (h, c))
         hidden = self.dropout(output)
         copies = torch.stack(candidates + intervals, dim=-1)  # (B, T, C) token ids; `none` = nothing to copy
-        gate = self.gate(hidden)
+        gate = self.gate(torch.cat([hidden, *repeats], dim=-1))
         gate = torch.cat([gate[..., :1], gate[..., 1:].masked_fill(copies == none, float("-inf"))], dim=-1)
         log_gate = torch.log_softmax(gate, dim=-1)
         generated = torch.log_softmax(self.head(hidden), dim=-1) + log_gate[..., :1]
@@ -170,7 +184,7 @@ class LookbackLSTM(NoteModel):
         logits = torch.logaddexp(generated, copied)
         if self.output is not None:
             logits = self.output(logits)
-        new_state = (h, c, tokens[:, -window:], last[:, -window:], steps + length)
+        new_state = (h, c, tokens[:, -window:], last[:, -window:], steps + length, run_lengths_t[:, -1])
         return logits, output, new_state
 
 

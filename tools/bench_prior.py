@@ -6,7 +6,8 @@
 The raw loop feeds pre-drawn tokens to ``model.start`` / ``model.step`` (the model's compute and nothing
 else); ``sample_tokens`` adds temperature, the softmax, drawing and copying out. Their ratio is what
 sampling costs on top of the model (the target is at least 0.9 for every architecture and length). Each
-figure is the best of ``--repeats`` interleaved runs, as the machine is shared.
+figure is the best of ``--repeats`` interleaved runs, as the machine is shared. With ``--ppo-steps N``
+it also times PPO tuning end to end (environment steps/s with the ``notetune`` rewards) for each prior.
 """
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ def sampling_seconds(model, batch: int, length: int) -> float:
     return time.perf_counter() - started
 
 
+def ppo_steps_per_second(model, length: int, steps: int, num_envs: int = 256) -> float:
+    from notetune.agents.ppo import MelodyPPO
+    from notetune.envs import MelodyVecEnv
+    from notetune.rewards import RewardSet
+    from stable_baselines3.common.logger import configure
+
+    env = MelodyVecEnv(model, RewardSet.from_spec("notetune", length=length), num_envs, length)
+    algo = MelodyPPO(env, model, seed=0)
+    algo.set_logger(configure(None, []))
+    algo.learn(num_envs * length)  # warm-up rollout and update
+    started = time.perf_counter()
+    algo.learn(steps, reset_num_timesteps=False)
+    return (algo.num_timesteps - num_envs * length) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -46,6 +62,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ppo-steps", type=int, default=0, help="also time PPO tuning for this many env steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.models:
@@ -70,6 +87,8 @@ def main() -> None:
                 "sample_tokens_per_s": round(tokens / sampled),
                 "ratio": round(raw / sampled, 3),
             }
+            if args.ppo_steps:
+                row["ppo_env_steps_per_s"] = round(ppo_steps_per_second(model, length, args.ppo_steps))
             print(json.dumps(row), flush=True)
 
 
