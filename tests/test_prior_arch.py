@@ -192,3 +192,13 @@ def test_max_minutes_zero_means_no_time_limit(tmp_path, tiny_corpus_path):
     assert learning_rate_at(config, 1e6) == config.learning_rate
     metrics = pretrain(config)  # divided by the zero budget before
     assert metrics["steps"] > 0 and len(metrics["history"]) == 2
+
+
+def test_the_sampler_draws_each_token_at_its_probability_and_never_a_forbidden_one():
+    from notetune.pretrained.sampling import draw
+
+    probabilities = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).expand(200_000, -1)
+    drawn = draw(probabilities, torch.Generator().manual_seed(0))
+    shares = torch.bincount(drawn, minlength=6).double() / len(drawn)
+    assert shares[[0, 2, 5]].sum() == 0
+    assert torch.allclose(shares[[1, 3, 4]], torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64), atol=0.005)
