@@ -25,6 +25,8 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
+LSTM_CHECKPOINT = Path(__file__).parent / "lstm"
+"""The shipped LSTM prior (``note_rnn``), by name ``lstm``: the default before the Lookback LSTM."""
 
 
 class CheckpointError(RuntimeError):
@@ -86,10 +88,13 @@ def _is_checkpoint(directory: Path) -> bool:
 
 
 def find_checkpoint(path: str | Path | None) -> Path:
-    """The checkpoint directory meant by ``path``: ``None``/``"default"`` is the shipped prior, a tuning
-    run directory means its exported model (``RUN/model``)."""
+    """The checkpoint directory meant by ``path``: ``None``/``"default"`` is the shipped prior, ``"lstm"``
+    the shipped LSTM (unless a folder of that name exists here), a tuning run directory means its exported
+    model (``RUN/model``)."""
     if path is None or str(path) == "default":
         return DEFAULT_CHECKPOINT
+    if str(path) == "lstm" and not Path(path).exists():
+        return LSTM_CHECKPOINT
     path = Path(path)
     if path.is_dir() and (path / "model" / CONFIG).is_file() and not _is_checkpoint(path):
         return path / "model"

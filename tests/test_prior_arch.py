@@ -202,3 +202,10 @@ def test_the_sampler_draws_each_token_at_its_probability_and_never_a_forbidden_o
     shares = torch.bincount(drawn, minlength=6).double() / len(drawn)
     assert shares[[0, 2, 5]].sum() == 0
     assert torch.allclose(shares[[1, 3, 4]], torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64), atol=0.005)
+
+
+def test_the_shipped_priors_load_by_name():
+    default, default_config = load_checkpoint("default")
+    lstm, lstm_config = load_checkpoint("lstm")
+    assert type(lstm) is NoteRNN and lstm_config["metrics"]["validation"]["nll_per_token"] < 0.83
+    assert default_config["arch"] == default.arch
