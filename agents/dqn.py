@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from notetune.envs.vec_env import MelodyVecEnv
-from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.lookback import LookbackLSTM, with_output_layer
+from notetune.pretrained.model import NoteModel, NoteRNN
 from notetune.rewards.reward_set import RewardSet
 from stable_baselines3 import DQN
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -27,28 +28,53 @@ REPLAY_FIELDS = ("observations", "next_observations", "actions", "rewards", "don
 """The arrays of SB3's ReplayBuffer that a checkpoint keeps."""
 
 
-def prefix_features(model: NoteRNN, observation: torch.Tensor) -> torch.Tensor:
-    """LSTM features after reading each observation's prefix: rows are [t, token_0..token_{L-1}]."""
+def _prefix(model: NoteModel, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs: the start token and the composition so far, the step t) of rows [t, token_0..token_{L-1}]."""
     observation = observation.long()
     length = observation.shape[1] - 1
     steps = observation[:, 0].clamp(max=length - 1)
     tokens = observation[:, 1:].clamp(max=model.start_token - 1)  # padding after t is never read
     start = torch.full((len(tokens), 1), model.start_token, dtype=torch.long, device=tokens.device)
-    features, _ = model.features(torch.cat([start, tokens[:, :-1]], dim=1))
-    return features[torch.arange(len(tokens)), steps]
+    return torch.cat([start, tokens[:, :-1]], dim=1), steps
+
+
+def prefix_features(model: NoteRNN, observation: torch.Tensor) -> torch.Tensor:
+    """LSTM features after reading each observation's prefix: rows are [t, token_0..token_{L-1}]."""
+    inputs, steps = _prefix(model, observation)
+    features, _ = model.features(inputs)
+    return features[torch.arange(len(inputs)), steps]
+
+
+def prefix_logits(model: NoteModel, observation: torch.Tensor) -> torch.Tensor:
+    """The model's next-token logits after reading each observation's prefix."""
+    inputs, steps = _prefix(model, observation)
+    logits, _ = model(inputs)
+    return logits[torch.arange(len(inputs)), steps]
+
+
+def q_reads_logits(prior: NoteModel) -> bool:
+    """Whether the Q-network is a linear map of the prior's logits rather than of its hidden features: for
+    the LSTM, Q = a linear head on the features (RL Tuner's); a Lookback LSTM's copy-gated mixture is not
+    linear in its features, so Q = W · log p_prior + b with W = identity at the start."""
+    return not isinstance(prior, NoteRNN)
 
 
 class NoteRNNExtractor(BaseFeaturesExtractor):
-    """The Note RNN's embedding and LSTM, reading the composition so far."""
+    """The prior's layers reading the composition so far: the LSTM's features, or another arch's logits."""
 
-    def __init__(self, observation_space: spaces.Box, prior: NoteRNN) -> None:
-        super().__init__(observation_space, features_dim=prior.config.hidden_size)
+    def __init__(self, observation_space: spaces.Box, prior: NoteModel) -> None:
+        self.reads_logits = q_reads_logits(prior)
+        super().__init__(
+            observation_space, features_dim=prior.num_actions if self.reads_logits else prior.config.hidden_size
+        )
         self.model = copy.deepcopy(prior)
         self.model.dropout.p = 0.0
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        if self.reads_logits:
+            return prefix_logits(self.model, observations)
         return prefix_features(self.model, observations)
 
 
@@ -56,7 +82,7 @@ class NoteRNNQPolicy(DQNPolicy):
     """DQN policy whose Q-network starts as the Note RNN: Q(s, ·) = prior logits before training (dqn, psi),
     or the Note RNN's embedding and LSTM with a zero head (g, whose policy adds log p_prior itself)."""
 
-    def __init__(self, *args: Any, prior: NoteRNN, add_prior: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, prior: NoteModel, add_prior: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("net_arch", [])
         kwargs["features_extractor_class"] = NoteRNNExtractor
         kwargs["features_extractor_kwargs"] = {"prior": prior}
@@ -73,12 +99,17 @@ class NoteRNNQPolicy(DQNPolicy):
                     # G acts by Q + log p_prior: Q = 0 makes the initial policy exactly the prior (KL = 0).
                     head.weight.zero_()
                     head.bias.zero_()
+                elif q_reads_logits(prior):
+                    head.weight.copy_(torch.eye(prior.num_actions))
+                    head.bias.zero_()
                 else:
                     head.weight.copy_(prior.head.weight)
                     head.bias.copy_(prior.head.bias)
 
     def prior_log_probs(self, observation: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
+            if q_reads_logits(self.frozen_prior):
+                return torch.log_softmax(prefix_logits(self.frozen_prior, observation), -1)
             return torch.log_softmax(self.frozen_prior.head(prefix_features(self.frozen_prior, observation)), -1)
 
     def _predict(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
@@ -87,18 +118,24 @@ class NoteRNNQPolicy(DQNPolicy):
             q_values = q_values + self.prior_log_probs(obs)
         return q_values.argmax(dim=1).reshape(-1)
 
-    def export_actor(self) -> NoteRNN:
-        """The Q-network as a Note RNN (softmax of Q is the policy; G adds the prior, see PriorProduct)."""
+    def export_actor(self) -> NoteModel:
+        """The Q-network as a prior (softmax of Q is the policy; G adds the prior, see PriorProduct)."""
         from notetune.pretrained.model import PriorProduct
 
         actor = copy.deepcopy(self.q_net.features_extractor.model).cpu().eval()
-        with torch.no_grad():
-            actor.head.weight.copy_(self.q_net.q_net[0].weight)
-            actor.head.bias.copy_(self.q_net.q_net[0].bias)
+        head = self.q_net.q_net[0]
+        frozen = copy.deepcopy(self.frozen_prior).cpu()
+        if isinstance(actor, LookbackLSTM):  # Q = W · log p + b travels as the model's output layer
+            actor = with_output_layer(actor, head.weight.detach().cpu(), head.bias.detach().cpu()).eval()
+            frozen = with_output_layer(frozen).eval()  # identity: the same prior, the same config as the actor
+        else:
+            with torch.no_grad():
+                actor.head.weight.copy_(head.weight)
+                actor.head.bias.copy_(head.bias)
         for parameter in actor.parameters():
             parameter.requires_grad_(False)
         if self.add_prior:
-            return PriorProduct(actor, copy.deepcopy(self.frozen_prior))  # type: ignore[return-value]
+            return PriorProduct(actor, frozen)  # type: ignore[return-value]
         return actor
 
 
@@ -193,7 +230,7 @@ class GLearning(RLTunerDQN):
     target = "prior_logsumexp"
 
 
-def build_q_learner(config: Any, prior: NoteRNN, rewards: RewardSet) -> RLTunerDQN:
+def build_q_learner(config: Any, prior: NoteModel, rewards: RewardSet) -> RLTunerDQN:
     """The dqn/psi/g learner for a TuneConfig, on a MelodyVecEnv of ``config.num_envs`` compositions."""
     classes = {"dqn": RLTunerDQN, "psi": PsiLearning, "g": GLearning}
     env = MelodyVecEnv(

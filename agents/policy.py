@@ -1,4 +1,7 @@
-"""The policy: a trainable copy of the Note RNN (so π = prior before the first update) plus a value head."""
+"""The policy: a trainable copy of the prior (so π = prior before the first update) plus a value head.
+
+Any prior architecture works: the policy uses only the prior's interface (``logits_and_features``,
+``initial_state``, ``forward``), so a Lookback LSTM's copy gate is tuned like the LSTM's weights."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import copy
 import numpy as np
 import torch
 from gymnasium import spaces
-from notetune.pretrained.model import NoteRNN, State
+from notetune.pretrained.model import NoteModel
 from notetune.pretrained.sampling import history_prefix
 from stable_baselines3.common.policies import BasePolicy
 from torch import nn
@@ -32,7 +35,7 @@ class MelodyPolicy(BasePolicy):
         observation_space: spaces.Box,
         action_space: spaces.Discrete,
         lr_schedule,
-        prior: NoteRNN,
+        prior: NoteModel,
         value_hidden: int = 64,
         optimizer_class=torch.optim.Adam,
         optimizer_kwargs: dict | None = None,
@@ -72,13 +75,13 @@ class MelodyPolicy(BasePolicy):
         return history_prefix(self.actor, batch_size, self.primer_tokens, device)
 
     @torch.no_grad()
-    def warm_state(self, batch_size: int) -> tuple[torch.Tensor, State]:
+    def warm_state(self, batch_size: int) -> tuple[torch.Tensor, object]:
         """(tokens to feed at step 0, state) for a rollout: the start token and a zero state, or — with a
         primer — the primer's last token and the state after reading everything before it."""
         prefix = self.history_prefix(batch_size, self.actor.head.weight.device)
         state = self.initial_state(batch_size)
         if prefix.shape[1] > 1:
-            _, state = self.actor.features(prefix[:, :-1], state)
+            _, state = self.actor(prefix[:, :-1], state)
         return prefix[:, -1], state
 
     def mask_logits(self, logits: torch.Tensor, steps: torch.Tensor | int) -> torch.Tensor:
@@ -92,23 +95,23 @@ class MelodyPolicy(BasePolicy):
         hidden = torch.tanh(self.value_in(features.detach()) + self.step_embedding(steps))
         return self.value_out(hidden).squeeze(-1)
 
-    def initial_state(self, batch_size: int) -> State:
+    def initial_state(self, batch_size: int) -> object:
         return self.actor.initial_state(batch_size)
 
-    def step(self, last_tokens: torch.Tensor, state: State, t: int) -> tuple[torch.Tensor, torch.Tensor, State]:
+    def step(self, last_tokens: torch.Tensor, state: object, t: int) -> tuple[torch.Tensor, torch.Tensor, object]:
         """(logits (B, V), values (B,), state) after feeding the previous token (at t=0: from ``warm_state``)."""
-        features, state = self.actor.features(last_tokens.view(-1, 1), state)
+        logits, features, state = self.actor.logits_and_features(last_tokens.view(-1, 1), state)
         features = features[:, 0]
         steps = torch.full((features.shape[0],), t, dtype=torch.long, device=features.device)
-        return self.mask_logits(self.actor.head(features), t), self._values(features, steps), state
+        return self.mask_logits(logits[:, 0], t), self._values(features, steps), state
 
     def evaluate_sequences(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For complete (B, T) compositions: log π of each token, entropy and value at each step."""
         batch, length = tokens.shape
         prefix = self.history_prefix(batch, tokens.device)
-        features, _ = self.actor.features(torch.cat([prefix, tokens[:, :-1]], dim=1))
+        logits, features, _ = self.actor.logits_and_features(torch.cat([prefix, tokens[:, :-1]], dim=1))
         features = features[:, prefix.shape[1] - 1 :]
-        logits = self.mask_logits(self.actor.head(features), slice(0, length))
+        logits = self.mask_logits(logits[:, prefix.shape[1] - 1 :], slice(0, length))
         log_probs_all = torch.log_softmax(logits, dim=-1)
         log_probs = log_probs_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         entropy = -(log_probs_all.exp() * log_probs_all).sum(-1)
@@ -121,8 +124,8 @@ class MelodyPolicy(BasePolicy):
         steps = observation[:, 0].clamp(max=self.length - 1)
         tokens = observation[:, 1:].clamp(max=self.start_token - 1)
         prefix = self.history_prefix(len(tokens), tokens.device)
-        features, _ = self.actor.features(torch.cat([prefix, tokens[:, :-1]], dim=1))
-        logits = self.actor.head(features[torch.arange(len(tokens)), steps + prefix.shape[1] - 1])
+        logits, _ = self.actor(torch.cat([prefix, tokens[:, :-1]], dim=1))
+        logits = logits[torch.arange(len(tokens)), steps + prefix.shape[1] - 1]
         logits = self.mask_logits(logits, steps)
         if deterministic:
             return logits.argmax(-1)
@@ -131,8 +134,8 @@ class MelodyPolicy(BasePolicy):
     def forward(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self._predict(observation, deterministic)
 
-    def export_actor(self) -> NoteRNN:
-        """A stand-alone Note RNN with the tuned weights (what `notetune sample` loads)."""
+    def export_actor(self) -> NoteModel:
+        """A stand-alone prior of the same architecture with the tuned weights (what `notetune sample` loads)."""
         actor = copy.deepcopy(self.actor).cpu().eval()
         for parameter in actor.parameters():
             parameter.requires_grad_(False)

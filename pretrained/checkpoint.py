@@ -1,6 +1,9 @@
 """Save and load Note RNN checkpoints: ``model.safetensors`` + ``config.json`` in one directory.
 
-Weights are read only from safetensors — never from pickles.
+Weights are read only from safetensors — never from pickles — and always onto the CPU, wherever they were
+trained. config.json records ``arch`` (the network: ``note_rnn``, ``lookback_lstm``; see
+:mod:`notetune.pretrained.architectures`) and ``architecture`` (``prior_product`` for a G-learning model
+that wraps two of them); a checkpoint written before ``arch`` existed is an LSTM (``note_rnn``).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .architectures import DEFAULT_ARCH, architecture
 from .errors import UserInputError
-from .model import NoteRNN, NoteRNNConfig, PriorProduct
+from .model import NoteModel, PriorProduct
 from .vocab import Vocabulary
 
 FORMAT = "notetune.note_rnn"
@@ -22,13 +26,17 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
+LOOKBACK_CHECKPOINT = Path(__file__).parent / "lookback"
+"""The shipped Lookback LSTM prior (``lookback_lstm``, a prior that remembers), by name ``lookback``."""
 
 
 class CheckpointError(UserInputError):
     """A checkpoint is missing, corrupt, pickled, or does not fit what it is used for."""
 
 
-def save_checkpoint(model: NoteRNN | PriorProduct, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    model: NoteModel | PriorProduct, directory: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
     """Write weights and config atomically (temp file + rename) into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -36,11 +44,12 @@ def save_checkpoint(model: NoteRNN | PriorProduct, directory: str | Path, extra:
     tmp = directory / (WEIGHTS + ".tmp")
     save_file(tensors, str(tmp))
     os.replace(tmp, directory / WEIGHTS)
-    architecture = getattr(model, "architecture", "note_rnn")
+    arch = getattr(model, "arch", DEFAULT_ARCH)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": architecture,
+        "arch": arch,
+        "architecture": getattr(model, "architecture", arch),
         "model": model.config.to_dict(),
         **(extra or {}),
     }
@@ -80,10 +89,13 @@ def _is_checkpoint(directory: Path) -> bool:
 
 
 def find_checkpoint(path: str | Path | None) -> Path:
-    """The checkpoint directory meant by ``path``: ``None``/``"default"`` is the shipped prior, a tuning
-    run directory means its exported model (``RUN/model``)."""
+    """The checkpoint directory meant by ``path``: ``None``/``"default"`` is the shipped Note RNN prior,
+    ``"lookback"`` the shipped Lookback LSTM (unless a folder of that name exists here), a tuning run directory
+    means its exported model (``RUN/model``)."""
     if path is None or str(path) == "default":
         return DEFAULT_CHECKPOINT
+    if str(path) == "lookback" and not Path(path).exists():
+        return LOOKBACK_CHECKPOINT
     path = Path(path)
     if path.is_dir() and (path / "model" / CONFIG).is_file() and not _is_checkpoint(path):
         return path / "model"
@@ -95,12 +107,17 @@ def find_checkpoint(path: str | Path | None) -> Path:
 def load_checkpoint(
     directory: str | Path | None = None,
     expected_vocab: Vocabulary | None = None,
-) -> tuple[NoteRNN | PriorProduct, dict[str, Any]]:
+) -> tuple[NoteModel | PriorProduct, dict[str, Any]]:
     """The model (eval mode, CPU) and its config. ``None`` loads the shipped default prior."""
     directory = find_checkpoint(directory)
     config = read_config(directory)
+    arch = config.get("arch", DEFAULT_ARCH)
     try:
-        model_config = NoteRNNConfig.from_dict(config["model"])
+        model_class, config_class = architecture(arch)
+    except ValueError as error:
+        raise CheckpointError(f"{directory / CONFIG}: {error}") from error
+    try:
+        model_config = config_class.from_dict(config["model"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{directory / CONFIG} has an invalid model section: {error}") from error
     if expected_vocab is not None and model_config.vocab != expected_vocab:
@@ -112,16 +129,16 @@ def load_checkpoint(
     if not weights.is_file():
         raise CheckpointError(f"{directory} has no {WEIGHTS}")
     try:
-        tensors = load_file(str(weights))
+        tensors = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{weights} is corrupt or truncated ({error}); restore it or retrain") from error
-    architecture = config.get("architecture", "note_rnn")
-    if architecture == "note_rnn":
-        model: NoteRNN | PriorProduct = NoteRNN(model_config)
-    elif architecture == "prior_product":
-        model = PriorProduct(NoteRNN(model_config), NoteRNN(model_config))
+    wrapper = config.get("architecture", arch)
+    if wrapper == "prior_product":
+        model: NoteModel | PriorProduct = PriorProduct(model_class(model_config), model_class(model_config))
+    elif wrapper in (arch, "note_rnn"):
+        model = model_class(model_config)
     else:
-        raise CheckpointError(f"{directory / CONFIG}: unknown architecture {architecture!r}")
+        raise CheckpointError(f"{directory / CONFIG}: unknown architecture {wrapper!r}")
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     found = {name: tuple(t.shape) for name, t in tensors.items()}
     if expected != found:

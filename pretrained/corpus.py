@@ -3,7 +3,10 @@ transposed to C major / A minor and written as one compact token file.
 
 The token file (npz) holds ``tokens`` (all melodies concatenated, uint8), ``offsets`` (n + 1 melody
 boundaries), ``source`` (where each melody came from), ``original_key`` and ``transposition``
-(semitones applied, octave shifts included). Key analysis uses music21 here, at build time only.
+(semitones applied, octave shifts included), ``meter`` (the time signature at the first note, e.g.
+``"6/8"``; ``""`` when the file gives none) and ``pickup`` (steps from the first note to the first bar
+line: the anacrusis; 0 when the melody starts on a downbeat). Key analysis uses music21 here, at build
+time only. Files written before meters were recorded load with ``meter`` = ``""`` and ``pickup`` = 0.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +52,8 @@ class Job:
     kind: str  # "abc" | "musicxml" | "midi"
     source: str  # e.g. "oneills1850/0001-0050.abc#X:1" or a file path
     payload: str  # ABC text or a file path
+    collection: str = ""
+    """What the JSON summary counts the melody under: the music21 collection or the MIDI folder."""
 
 
 @dataclass
@@ -57,6 +63,12 @@ class Melody:
     original_key: str
     transposition: int
     rounded: bool = False
+    meter: str = ""
+    """Time signature at the first note ("4/4", "6/8", ...; "" if unknown)."""
+    collection: str = ""
+    """The music21 collection or MIDI folder it came from."""
+    pickup: int = 0
+    """Steps from the first note to the first bar line (the anacrusis; 0 = starts on a downbeat)."""
 
 
 @dataclass
@@ -124,9 +136,9 @@ def music21_jobs(collections: Iterable[str] = MUSIC21_COLLECTIONS) -> Iterator[J
                 text = path.read_text(encoding="latin-1")
                 for tune in split_abc_tunes(text):
                     number = re.match(r"X:\s*(\S*)", tune)
-                    yield Job("abc", f"{rel}#X:{number.group(1) if number else '?'}", tune)
+                    yield Job("abc", f"{rel}#X:{number.group(1) if number else '?'}", tune, collection)
             elif collection == "bach" and path.suffix in (".mxl", ".xml"):
-                yield Job("musicxml", rel, str(path))
+                yield Job("musicxml", rel, str(path), collection)
 
 
 def midi_jobs(folder: str | Path) -> Iterator[Job]:
@@ -135,7 +147,7 @@ def midi_jobs(folder: str | Path) -> Iterator[Job]:
         raise CorpusError(f"MIDI folder {folder} does not exist")
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix in MIDI_SUFFIXES:
-            yield Job("midi", str(path), str(path))
+            yield Job("midi", str(path), str(path), str(folder))
 
 
 # ------------------------------------------------------------------------------------- parsing
@@ -147,7 +159,9 @@ def _notes_from_music21(score) -> tuple[list[tuple[float, float, int]], object]:
 
     parts = getattr(score, "parts", None)
     part = parts[0] if parts is not None and len(parts) else score
-    flat = part.stripTies().flatten()
+    # In place: the score is ours alone, and copying it first was a fifth of the parsing time.
+    part.stripTies(inPlace=True)
+    flat = part.flatten()
     events = []
     for element in flat.notes:
         if element.duration.isGrace or element.quarterLength <= 0:
@@ -160,6 +174,40 @@ def _notes_from_music21(score) -> tuple[list[tuple[float, float, int]], object]:
             continue
         events.append((float(element.offset), float(element.quarterLength), int(pitch)))
     return events, part
+
+
+def meter_and_pickup_music21(part, first_offset: float, steps_per_quarter: int) -> tuple[str, int]:
+    """(time signature at the first note, steps from the first note to the next bar line) of a music21 part.
+
+    The bar line is the end of the measure holding the first note, so a short first measure (an ABC or
+    MusicXML pickup bar) and a tune that opens with a rest both count; without measures the pickup is 0.
+    """
+    from music21 import meter, stream
+
+    signatures = part.recurse().getElementsByClass(meter.TimeSignature)
+    signature = signatures.first() if hasattr(signatures, "first") else next(iter(signatures), None)
+    name = signature.ratioString if signature is not None else ""
+    measures = list(part.getElementsByClass(stream.Measure))
+    if not measures or signature is None:
+        return name, 0
+    bar_steps = int(round(signature.barDuration.quarterLength * steps_per_quarter))
+    for measure in measures:
+        end = float(measure.offset) + float(measure.duration.quarterLength)
+        if float(measure.offset) <= first_offset + 1e-9 < end:
+            return name, int(round((end - first_offset) * steps_per_quarter)) % max(bar_steps, 1)
+    return name, 0
+
+
+def meter_and_pickup_midi(pm, first_tick: float, steps_per_quarter: int) -> tuple[str, int]:
+    """(time signature at the first note, steps from it to the next downbeat) of a pretty_midi file."""
+    changes = [ts for ts in pm.time_signature_changes if pm.time_to_tick(ts.time) <= first_tick + 1e-6]
+    signature = changes[-1] if changes else (pm.time_signature_changes[0] if pm.time_signature_changes else None)
+    if signature is None:
+        return "", 0
+    ticks_per_step = pm.resolution / steps_per_quarter
+    bar_steps = int(round(signature.numerator * 4 / signature.denominator * steps_per_quarter))
+    since = (first_tick - pm.time_to_tick(signature.time)) / ticks_per_step
+    return f"{signature.numerator}/{signature.denominator}", int(round(-since)) % max(bar_steps, 1)
 
 
 def quantize(events: list[tuple[float, float, int]], steps_per_quarter: int) -> tuple[list[NoteEvent], bool, bool]:
@@ -182,8 +230,51 @@ def quantize(events: list[tuple[float, float, int]], steps_per_quarter: int) -> 
     return notes, rounded, False
 
 
+# music21's ``Stream.analyze("key")`` profiles (analysis.discrete.AardenEssen).
+AARDEN_ESSEN_WEIGHTS = {
+    "major": (
+        *(17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587),
+        *(0.291248, 22.062, 0.145624, 8.15494, 0.232998, 4.95122),
+    ),
+    "minor": (
+        *(18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362),
+        *(0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623),
+    ),
+}
+
+
+def _key_correlations(distribution: list[float], weights: tuple[float, ...]) -> list[float]:
+    """Pearson correlation of the pitch-class distribution with the profile rotated to each tonic,
+    accumulated in the order music21 uses, so ties and rounding resolve exactly as there."""
+    profile_mean = sum(weights) / len(weights)
+    histogram_mean = sum(distribution) / len(distribution)
+    result = [0.0] * 12
+    for tonic in range(12):
+        top = right = left = 0.0
+        for pc in range(12):
+            top += (weights[(pc - tonic) % 12] - profile_mean) * (distribution[pc] - histogram_mean)
+            right += (weights[(pc - tonic) % 12] - profile_mean) ** 2
+            left += (distribution[pc] - histogram_mean) ** 2
+        result[tonic] = 0.0 if right == 0 or left == 0 else float(top / ((right * left) ** 0.5))
+    return result
+
+
 def analyze_key(notes: list[NoteEvent], steps_per_quarter: int = 4) -> tuple[int, str]:
-    """(tonic pitch class, "major"|"minor") by music21's Krumhansl-Schmuckler analysis."""
+    """(tonic pitch class, "major"|"minor") — music21's ``analyze("key")`` (Aarden-Essen profiles,
+    duration-weighted pitch classes) computed directly: building music21's Key objects and scales for
+    all 24 candidates was half of the corpus build's time, for the same answer."""
+    distribution = [0.0] * 12
+    for n in notes:
+        distribution[n.pitch % 12] += (n.end - n.start) / steps_per_quarter
+    candidates = []
+    for mode, weights in AARDEN_ESSEN_WEIGHTS.items():
+        candidates += [(r, tonic, mode) for tonic, r in enumerate(_key_correlations(distribution, weights))]
+    _, tonic, mode = max(candidates)  # music21 sorts (coefficient, tonic, mode) and takes the last
+    return tonic, mode
+
+
+def analyze_key_music21(notes: list[NoteEvent], steps_per_quarter: int = 4) -> tuple[int, str]:
+    """The same analysis through music21 itself (slow; kept to test :func:`analyze_key` against)."""
     from music21 import note, stream
 
     s = stream.Stream()
@@ -209,7 +300,9 @@ def transposition_to_c(tonic: int, mode: str, pitches: np.ndarray, vocab: Vocabu
     return None
 
 
-def _melody_from_notes(job: Job, notes: list[NoteEvent], rounded: bool, vocab: Vocabulary) -> Melody | Skipped:
+def _melody_from_notes(
+    job: Job, notes: list[NoteEvent], rounded: bool, vocab: Vocabulary, meter: str = "", pickup: int = 0
+) -> Melody | Skipped:
     if len(notes) < MIN_NOTES or notes[-1].end < MIN_STEPS:
         return Skipped(job.source, "too_short", f"{len(notes)} notes")
     if max(n.end for n in notes) > MAX_STEPS:
@@ -222,7 +315,23 @@ def _melody_from_notes(job: Job, notes: list[NoteEvent], rounded: bool, vocab: V
     shifted = [NoteEvent(n.start, n.end, n.pitch + shift) for n in notes]
     tokens = canonicalize(notes_to_tokens(shifted, vocab))
     names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-    return Melody(tokens.astype(np.uint8), job.source, f"{names[tonic]} {mode}", shift, rounded)
+    return Melody(
+        tokens.astype(np.uint8), job.source, f"{names[tonic]} {mode}", shift, rounded, meter, job.collection, pickup
+    )
+
+
+@contextmanager
+def _without_beaming() -> Iterator[None]:
+    """music21's ABC reader beams every part it reads (``makeBeams``): engraving only — it changes no
+    pitch, onset or duration — and a third of the parsing time. Skipped while the corpus is read."""
+    from music21 import stream
+
+    original = stream.Stream.makeBeams
+    stream.Stream.makeBeams = lambda self, *args, **kwargs: None if kwargs.get("inPlace") else self
+    try:
+        yield
+    finally:
+        stream.Stream.makeBeams = original
 
 
 def parse_job(job: Job, vocab: Vocabulary = DEFAULT_VOCABULARY) -> Melody | Skipped:
@@ -232,17 +341,19 @@ def parse_job(job: Job, vocab: Vocabulary = DEFAULT_VOCABULARY) -> Melody | Skip
             return _parse_midi(job, vocab)
         from music21 import converter
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _without_beaming():
             warnings.simplefilter("ignore")
             if job.kind == "abc":
                 score = converter.parse(job.payload, format="abc")
-            else:
-                score = converter.parse(job.payload)
-        events, _ = _notes_from_music21(score)
+            else:  # no pickle cache: writing and re-reading one took as long as parsing the chorale
+                score = converter.parse(job.payload, forceSource=True, storePickle=False)
+        events, part = _notes_from_music21(score)
         notes, rounded, collided = quantize(events, vocab.steps_per_quarter)
         if collided:
             return Skipped(job.source, "two_notes_on_one_step", "triplets or 32nds collide on the 16th grid")
-        return _melody_from_notes(job, notes, rounded, vocab)
+        first = min(offset for offset, _, _ in events) if events else 0.0
+        meter, pickup = meter_and_pickup_music21(part, first, vocab.steps_per_quarter)
+        return _melody_from_notes(job, notes, rounded, vocab, meter, pickup)
     except Exception as error:  # a corrupt file must never stop the build
         return Skipped(job.source, "unreadable", f"{type(error).__name__}: {error}"[:200])
 
@@ -274,6 +385,7 @@ def _parse_midi(job: Job, vocab: Vocabulary) -> Melody | Skipped:
     if not notes:
         return Skipped(job.source, "empty", "no notes")
     first = min(n.start for n in notes)
+    meter, pickup = meter_and_pickup_midi(pm, first * pm.resolution / vocab.steps_per_quarter, vocab.steps_per_quarter)
     # Reduce polyphony to the top line: at each onset step keep the highest pitch.
     top: dict[int, NoteEvent] = {}
     for n in notes:
@@ -281,7 +393,7 @@ def _parse_midi(job: Job, vocab: Vocabulary) -> Melody | Skipped:
         if n.start not in top or n.pitch > top[n.start].pitch:
             top[n.start] = n
     ordered = [top[s] for s in sorted(top)]
-    return _melody_from_notes(job, ordered, False, vocab)
+    return _melody_from_notes(job, ordered, False, vocab, meter, pickup)
 
 
 # ---------------------------------------------------------------------------------------- build
@@ -363,15 +475,15 @@ def write_corpus(melodies: list[Melody], out: str | Path, vocab: Vocabulary, sum
         source=np.array([m.source for m in melodies]),
         original_key=np.array([m.original_key for m in melodies]),
         transposition=np.array([m.transposition for m in melodies], dtype=np.int8),
+        meter=np.array([m.meter for m in melodies], dtype=str),
+        pickup=np.array([m.pickup for m in melodies], dtype=np.int16),
         vocabulary=np.array(json.dumps(vocab.to_dict())),
     )
     os.replace(tmp, out)
     summary.melodies = len(melodies)
     summary.tokens = int(len(tokens))
     summary.rounded_to_grid = sum(m.rounded for m in melodies)
-    summary.sources = Counter(
-        m.source.split("/")[0] if "#" in m.source or m.source.count("/") else "midi" for m in melodies
-    )
+    summary.sources = Counter(m.collection or m.source.split("/")[0] or "midi" for m in melodies)
     summary.token_shares = {
         "hold": round(float(np.mean(tokens == HOLD)), 4),
         "rest": round(float(np.mean(tokens == REST)), 4),
@@ -401,6 +513,20 @@ class Corpus:
     source: np.ndarray
     vocab: Vocabulary
     sha256: str
+    meter: np.ndarray | None = None
+    """Time signature of each melody ("" where unknown or the file predates meters)."""
+    pickup: np.ndarray | None = None
+    """Steps before each melody's first bar line (0 where unknown or the file predates pickups)."""
+
+    def __post_init__(self) -> None:
+        if self.meter is None:
+            self.meter = np.full(len(self), "", dtype="<U1")
+        if self.pickup is None:
+            self.pickup = np.zeros(len(self), dtype=np.int64)
+
+    def bar_steps(self, index: int, default: int = 16) -> int:
+        """Steps per bar of melody ``index`` from its meter (``default`` when the meter is unknown)."""
+        return meter_bar_steps(str(self.meter[index]), self.vocab.steps_per_quarter) or default
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -411,15 +537,30 @@ class Corpus:
     def melodies(self) -> list[np.ndarray]:
         return [self.melody(i) for i in range(len(self))]
 
-    def windows(self, length: int = 32, step: int | None = None, from_start_only: bool = False) -> np.ndarray:
-        """Bar-aligned windows (n, length) from every melody, for statistics against human music."""
+    def windows(
+        self, length: int = 32, step: int | None = None, from_start_only: bool = False, bar_aligned: bool = False
+    ) -> np.ndarray:
+        """Windows (n, length) from every melody, for statistics against human music.
+
+        Windows start at each melody's first token; with ``bar_aligned`` they start at its first bar line
+        instead (after the pickup), so window boundaries fall on bar lines.
+        """
         step = step or length
         rows = []
         for i in range(len(self)):
             melody = self.melody(i)
-            starts = [0] if from_start_only else range(0, len(melody) - length + 1, step)
+            first = int(self.pickup[i]) if bar_aligned else 0
+            starts = [first] if from_start_only else range(first, len(melody) - length + 1, step)
             rows.extend(melody[s : s + length] for s in starts if s + length <= len(melody))
         return canonicalize(np.stack(rows)) if rows else np.zeros((0, length), dtype=np.int64)
+
+
+def meter_bar_steps(meter: str, steps_per_quarter: int = 4) -> int:
+    """Steps per bar of a time signature such as "6/8" (0 if it cannot be read)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", meter or "")
+    if not match or int(match.group(2)) == 0:
+        return 0
+    return int(round(int(match.group(1)) * 4 / int(match.group(2)) * steps_per_quarter))
 
 
 def load_corpus(path: str | Path) -> Corpus:
@@ -431,7 +572,16 @@ def load_corpus(path: str | Path) -> Corpus:
             vocab = Vocabulary.from_dict(json.loads(str(data["vocabulary"])))
             if len(data["tokens"]) and int(data["tokens"].max()) >= vocab.size:
                 raise ValueError(f"token {int(data['tokens'].max())} is outside its vocabulary of {vocab.size}")
-            return Corpus(data["tokens"].astype(np.int64), data["offsets"], data["source"], vocab, file_sha256(path))
+            names = set(data.files)
+            return Corpus(
+                data["tokens"].astype(np.int64),
+                data["offsets"],
+                data["source"],
+                vocab,
+                file_sha256(path),
+                meter=data["meter"] if "meter" in names else None,
+                pickup=data["pickup"].astype(np.int64) if "pickup" in names else None,
+            )
     except (KeyError, ValueError, OSError) as error:
         raise CorpusError(
             f"{path} is not a notetune corpus file ({error}); rebuild it with `notetune corpus build`"

@@ -1,8 +1,9 @@
 """The Note RNN: an LSTM language model over the token vocabulary.
 
 Its public interface is all that later code uses — ``initial_state``, ``start``, ``step`` (one token for a
-batch, state carried), ``features``/``forward`` (a sequence) and ``sequence_log_probs``. Nothing outside this
-module needs to know it is an LSTM.
+batch, state carried), ``features``/``forward``/``logits_and_features`` (a sequence) and
+``sequence_log_probs``. Nothing outside this module needs to know it is an LSTM: other architectures
+(:mod:`notetune.pretrained.lookback`) derive from :class:`NoteModel` and offer the same methods.
 """
 
 from __future__ import annotations
@@ -43,12 +44,56 @@ class NoteRNNConfig:
         return cls(vocab=vocab, **data)
 
 
-class NoteRNN(nn.Module):
+class NoteModel(nn.Module):
+    """What every prior architecture offers: subclasses define ``initial_state``, ``logits_and_features``
+    and the attributes ``config``, ``vocab``, ``num_actions``, ``start_token``, ``head`` and ``dropout``."""
+
+    arch = "note_model"
+    """The name checkpoints record in config.json (``arch``) and ``pretrain --arch`` chooses by."""
+
+    def initial_state(self, batch_size: int):
+        raise NotImplementedError
+
+    def logits_and_features(self, inputs: torch.Tensor, state=None) -> tuple[torch.Tensor, torch.Tensor, object]:
+        """(logits (B, T, V) of the next token, features (B, T, hidden_size) for a value head, state)."""
+        raise NotImplementedError
+
+    def features(self, inputs: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
+        """Hidden features (B, T, hidden_size) for input ids (B, T), and the state after them."""
+        _, features, state = self.logits_and_features(inputs, state)
+        return features, state
+
+    def forward(self, inputs: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
+        """Logits (B, T, V) of the next token after each input."""
+        logits, _, state = self.logits_and_features(inputs, state)
+        return logits, state
+
+    def step(self, tokens: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        """Log-probabilities (B, V) of the next token after feeding ``tokens`` (B,)."""
+        logits, state = self.forward(tokens.view(-1, 1), state)
+        return torch.log_softmax(logits[:, 0], dim=-1), state
+
+    def start(self, batch_size: int) -> tuple[torch.Tensor, object]:
+        """Log-probabilities of the first token of a melody, and the state after the start token."""
+        device = self.head.weight.device
+        tokens = torch.full((batch_size,), self.start_token, dtype=torch.long, device=device)
+        return self.step(tokens, self.initial_state(batch_size))
+
+    def sequence_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """log p(token_t | start, tokens_<t) for each position of (B, T) melodies, shape (B, T)."""
+        start = torch.full((tokens.shape[0], 1), self.start_token, dtype=torch.long, device=tokens.device)
+        logits, _ = self.forward(torch.cat([start, tokens[:, :-1]], dim=1))
+        return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+class NoteRNN(NoteModel):
     """Embedding → LSTM → linear logits over ``vocab.size`` tokens.
 
     The input vocabulary has one extra id, ``start_token`` (= vocab.size), fed first so that sampling
     starts where training melodies start.
     """
+
+    arch = "note_rnn"
 
     def __init__(self, config: NoteRNNConfig = NoteRNNConfig()) -> None:
         super().__init__()
@@ -83,27 +128,11 @@ class NoteRNN(nn.Module):
         output, state = self.lstm(self.embedding(inputs), state)
         return output, state
 
-    def forward(self, inputs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Logits (B, T, V) of the next token after each input."""
+    def logits_and_features(
+        self, inputs: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
         output, state = self.features(inputs, state)
-        return self.head(self.dropout(output)), state
-
-    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Log-probabilities (B, V) of the next token after feeding ``tokens`` (B,)."""
-        logits, state = self.forward(tokens.view(-1, 1), state)
-        return torch.log_softmax(logits[:, 0], dim=-1), state
-
-    def start(self, batch_size: int) -> tuple[torch.Tensor, State]:
-        """Log-probabilities of the first token of a melody, and the state after the start token."""
-        device = self.head.weight.device
-        tokens = torch.full((batch_size,), self.start_token, dtype=torch.long, device=device)
-        return self.step(tokens, self.initial_state(batch_size))
-
-    def sequence_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """log p(token_t | start, tokens_<t) for each position of (B, T) melodies, shape (B, T)."""
-        start = torch.full((tokens.shape[0], 1), self.start_token, dtype=torch.long, device=tokens.device)
-        logits, _ = self.forward(torch.cat([start, tokens[:, :-1]], dim=1))
-        return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        return self.head(self.dropout(output)), output, state
 
 
 class PriorProduct(nn.Module):
@@ -115,7 +144,7 @@ class PriorProduct(nn.Module):
 
     architecture = "prior_product"
 
-    def __init__(self, actor: NoteRNN, prior: NoteRNN) -> None:
+    def __init__(self, actor: NoteModel, prior: NoteModel) -> None:
         super().__init__()
         if actor.config != prior.config:
             raise ValueError("the Q-network and the prior must share one architecture")
@@ -125,6 +154,7 @@ class PriorProduct(nn.Module):
         self.vocab = actor.vocab
         self.num_actions = actor.num_actions
         self.start_token = actor.start_token
+        self.arch = actor.arch
 
     def initial_state(self, batch_size: int):
         return self.actor.initial_state(batch_size), self.prior.initial_state(batch_size)

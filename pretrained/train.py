@@ -1,4 +1,4 @@
-"""Train a Note RNN on a corpus token file (``notetune pretrain``)."""
+"""Train a prior (a Note RNN or another architecture) on a corpus token file (``notetune pretrain``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import save_checkpoint
+from .architectures import DEFAULT_ARCH, ArchName, build_model
+from .checkpoint import CheckpointError, save_checkpoint
 from .corpus import load_corpus
 from .errors import UserInputError
 from .markov import best_markov_baseline
-from .model import NoteRNN, NoteRNNConfig
+from .model import NoteModel
 from .vocab import HOLD, NUM_SPECIAL
 
 
@@ -28,6 +29,11 @@ class PretrainConfig:
     """Corpus token file (from `notetune corpus build`)."""
     out: str = "runs/prior"
     """Checkpoint directory to write (model.safetensors + config.json + tensorboard/)."""
+    arch: ArchName = DEFAULT_ARCH
+    """Prior architecture: note_rnn (the LSTM) or lookback_lstm (an LSTM that can copy the tokens and
+    intervals of 1, 2 and 4 bars back through a learned gate)."""
+    device: str = "cpu"
+    """Torch device to train on (cpu, cuda, cuda:1, mps); the checkpoint always loads on the CPU."""
     embedding_dim: int = 32
     """Token embedding size."""
     hidden_size: int = 128
@@ -124,11 +130,13 @@ def batches(segments: list[np.ndarray], batch_size: int, rng: np.random.Generato
 
 
 @torch.no_grad()
-def evaluate(model: NoteRNN, segments: list[np.ndarray], batch_size: int = 128) -> dict[str, float]:
+def evaluate(model: NoteModel, segments: list[np.ndarray], batch_size: int = 128) -> dict[str, float]:
     """Validation NLL (nats/token), token accuracy and accuracy on note-onset targets."""
     model.eval()
+    device = model.head.weight.device
     total_nll, total, correct, onset_total, onset_correct = 0.0, 0, 0, 0, 0
     for inputs, targets, mask in batches(segments, batch_size, None):
+        inputs, targets, mask = inputs.to(device), targets.to(device), mask.to(device)
         logits, _ = model(inputs)
         nll = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         predicted = logits.argmax(-1)
@@ -146,9 +154,35 @@ def evaluate(model: NoteRNN, segments: list[np.ndarray], batch_size: int = 128) 
     }
 
 
+class PretrainConfigError(CheckpointError, ValueError):
+    """The prior cannot be trained as asked (unknown architecture, unavailable device)."""
+
+
+def training_device(name: str) -> torch.device:
+    """The torch device called ``name``, or one line saying why it cannot be used."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise PretrainConfigError(f"unknown device {name!r} ({error}); use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PretrainConfigError(f"device {name!r} asked for but no CUDA GPU is available here; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise PretrainConfigError(f"device {name!r} asked for but MPS is not available here; use --device cpu")
+    return device
+
+
+def learning_rate_at(config: PretrainConfig, elapsed_seconds: float) -> float:
+    """Cosine decay from ``learning_rate`` to 5% of it over the time budget; constant without a budget."""
+    if config.max_minutes <= 0:
+        return config.learning_rate
+    progress = min(1.0, elapsed_seconds / (config.max_minutes * 60))
+    return config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def pretrain(config: PretrainConfig) -> dict:
     """Train, keep the best validation state, write the checkpoint; returns the metrics."""
     config.check()
+    device = training_device(config.device)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     corpus = load_corpus(config.corpus)
@@ -156,9 +190,16 @@ def pretrain(config: PretrainConfig) -> dict:
     melodies = corpus.melodies()
     train_melodies = [melodies[i] for i in train_idx]
     val_melodies = [melodies[i] for i in val_idx]
-    model = NoteRNN(
-        NoteRNNConfig(corpus.vocab, config.embedding_dim, config.hidden_size, config.num_layers, config.dropout)
-    )
+    model = build_model(
+        config.arch,
+        {
+            "vocab": corpus.vocab,
+            "embedding_dim": config.embedding_dim,
+            "hidden_size": config.hidden_size,
+            "num_layers": config.num_layers,
+            "dropout": config.dropout,
+        },
+    ).to(device)
     train_segments = make_segments(train_melodies, model.start_token, config.segment_length)
     val_segments = make_segments(val_melodies, model.start_token, config.segment_length)
     if not train_segments:
@@ -173,8 +214,7 @@ def pretrain(config: PretrainConfig) -> dict:
     rng = np.random.default_rng(config.seed)
     batches_per_epoch = math.ceil(len(train_segments) / config.batch_size)
     eval_every = max(1, batches_per_epoch // max(1, config.evaluations_per_epoch))
-    budget = config.max_minutes * 60  # 0: no time limit; the learning rate then decays over max_epochs
-    total_batches = config.max_epochs * batches_per_epoch
+    budget = config.max_minutes * 60 if config.max_minutes > 0 else float("inf")
     started = time.monotonic()
     best: dict = {"nll_per_token": float("inf")}
     best_state = None
@@ -189,9 +229,9 @@ def pretrain(config: PretrainConfig) -> dict:
             for inputs, targets, mask in batches(train_segments, config.batch_size, rng):
                 model.train()
                 elapsed = time.monotonic() - started
-                done = elapsed / budget if budget else step / total_batches
-                for group in optimizer.param_groups:  # cosine decay over the time budget (or the epochs)
-                    group["lr"] = config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, done))))
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate_at(config, elapsed)
+                inputs, targets, mask = inputs.to(device), targets.to(device), mask.to(device)
                 logits, _ = model(inputs)
                 loss = nn.functional.cross_entropy(logits.transpose(1, 2)[..., :], targets, reduction="none")[
                     mask
@@ -203,7 +243,7 @@ def pretrain(config: PretrainConfig) -> dict:
                 step += 1
                 writer.add_scalar("train/loss", loss.item(), step)
                 bar.update(task, advance=1, loss=loss.item())
-                out_of_time = bool(budget) and time.monotonic() - started > budget
+                out_of_time = time.monotonic() - started > budget
                 if step % eval_every == 0 or out_of_time:
                     metrics = evaluate(model, val_segments)
                     metrics.update(epoch=epoch, step=step, minutes=(time.monotonic() - started) / 60)
@@ -213,7 +253,7 @@ def pretrain(config: PretrainConfig) -> dict:
                     bar.update(task, val=metrics["nll_per_token"])
                     if metrics["nll_per_token"] < best["nll_per_token"] - 1e-4:
                         best, stale = metrics, 0
-                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
                     else:
                         stale += 1
                     if stale >= config.patience or out_of_time:
@@ -222,6 +262,7 @@ def pretrain(config: PretrainConfig) -> dict:
             if stop:
                 break
     writer.close()
+    model = model.cpu()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -3,12 +3,15 @@
 The shipped prior was trained on melodies transposed to C major / A minor. Shifting every pitch token by
 ``k`` semitones turns it into a prior in another key: p'(pitch | history) = p(pitch − k | history − k).
 For an embedding → LSTM → linear Note RNN that shift is exact when written into the weights: row ``j`` of
-the new input embedding and output head is row ``j − k`` of the old ones. Pitches whose source would lie
-outside the vocabulary get a large negative output bias (probability 0, the rest renormalised by the
-softmax) and, as inputs, the embedding of the same pitch class an octave inside the range.
+the new input embedding and output head is row ``j − k`` of the old ones. A Lookback LSTM is moved the
+same way (its lag-token embeddings too): what it copies from its history moves with the history.
+Pitches whose source would lie outside the vocabulary get a large negative output bias (probability 0,
+the rest renormalised by the softmax) and, as inputs, the embedding of the same pitch class an octave
+inside the range.
 
-The result is an ordinary :class:`NoteRNN` (or :class:`PriorProduct`), so everything that copies, trains,
-samples or saves a Note RNN works on it unchanged — including a tuning policy initialised from it.
+The result is a model of the same class (a :class:`NoteRNN`, Lookback LSTM or :class:`PriorProduct`), so
+everything that copies, trains, samples or saves a prior works on it unchanged — including a tuning
+policy initialised from it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import copy
 from typing import Protocol, TypeVar
 
 import torch
+from torch import nn
 
-from .model import NoteRNN, PriorProduct
+from .model import NoteModel, PriorProduct
 from .vocab import NUM_SPECIAL, Vocabulary
 
 OUT_OF_RANGE_LOGIT = -1e4
@@ -27,7 +31,7 @@ OUT_OF_RANGE_LOGIT = -1e4
 PRIOR_KEY = "C major"
 """The key of a checkpoint that does not record one: the corpus is transposed to C major / A minor."""
 
-Model = TypeVar("Model", NoteRNN, PriorProduct)
+Model = TypeVar("Model", NoteModel, PriorProduct)
 
 
 class KeyLike(Protocol):
@@ -71,14 +75,23 @@ def source_tokens(vocab: Vocabulary, semitones: int) -> tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def _transpose_note_rnn(model: NoteRNN, semitones: int) -> NoteRNN:
+def _transpose_note_model(model: NoteModel, semitones: int) -> NoteModel:
     shifted = copy.deepcopy(model)
     source, in_range = source_tokens(model.vocab, semitones)
     size = model.vocab.size
-    # The start token (the extra input id ``size``) keeps its own row.
-    shifted.embedding.weight[:size] = model.embedding.weight[source]
+    # Every embedding of token ids (the input and, in a Lookback LSTM, each lag's); the start token (the
+    # extra input id ``size``) keeps its own row.
+    originals = dict(model.named_modules())
+    for name, module in shifted.named_modules():
+        if isinstance(module, nn.Embedding) and module.num_embeddings == size + 1:
+            module.weight[:size] = originals[name].weight[source]
     shifted.head.weight.copy_(torch.where(in_range[:, None], model.head.weight[source], 0.0))
     shifted.head.bias.copy_(torch.where(in_range, model.head.bias[source], OUT_OF_RANGE_LOGIT))
+    output = getattr(model, "output", None)
+    if output is not None:  # a Q-network's V → V layer on the log-probabilities: rows and columns move
+        weight = output.weight[source][:, source]
+        shifted.output.weight.copy_(torch.where(in_range[:, None] & in_range[None, :], weight, 0.0))
+        shifted.output.bias.copy_(torch.where(in_range, output.bias[source], OUT_OF_RANGE_LOGIT))
     return shifted
 
 
@@ -94,11 +107,11 @@ def transpose_model(model: Model, semitones: int) -> Model:
         return model
     if isinstance(model, PriorProduct):
         return PriorProduct(
-            _transpose_note_rnn(model.actor, semitones), _transpose_note_rnn(model.prior, semitones)
+            _transpose_note_model(model.actor, semitones), _transpose_note_model(model.prior, semitones)
         ).train(model.training)
-    if isinstance(model, NoteRNN):
-        return _transpose_note_rnn(model, semitones)
-    raise TypeError(f"cannot transpose a {type(model).__name__}; expected a NoteRNN or PriorProduct")
+    if isinstance(model, NoteModel):
+        return _transpose_note_model(model, semitones)
+    raise TypeError(f"cannot transpose a {type(model).__name__}; expected a note model or PriorProduct")
 
 
 def transpose_to_key(model: Model, model_key: KeyLike, target_key: KeyLike) -> Model:
