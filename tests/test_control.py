@@ -287,7 +287,7 @@ def test_value_based_tuning_refuses_primers_and_constraints(tmp_path, tiny_prior
         threads=1,
         progress=False,
     )
-    with pytest.raises(TuneError, match="need --algo ppo or a2c"):
+    with pytest.raises(TuneError, match="need --algo ppo, a2c, grpo or rloo"):
         TuneRun(config)
     config.algo, config.constraint = "ppo", ["step:0=C#4", "pitches=C,D"]
     with pytest.raises(UserInputError, match="leave no token allowed at step 0"):

@@ -10,7 +10,7 @@ from notetune.envs.vec_env import MelodyVecEnv
 from notetune.pretrained.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from notetune.pretrained.lookback import LookbackConfig, LookbackLSTM
 from notetune.pretrained.model import NoteRNN
-from notetune.pretrained.sampling import log_prior_per_step, sample_tokens
+from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.train import PretrainConfig, PretrainConfigError, learning_rate_at, pretrain
 from notetune.pretrained.transpose import OUT_OF_RANGE_LOGIT, transpose_model
 from notetune.rewards.reward_set import RewardSet
@@ -175,7 +175,7 @@ def test_pretrain_arch_lookback_on_the_cpu_device_writes_a_lookback_checkpoint(t
     assert config["pretrain_config"]["device"] == "cpu"
     assert np.isfinite(metrics["validation"]["nll_per_token"])
     assert all(p.device.type == "cpu" for p in model.parameters())
-    assert log_prior_per_step(model, sample_tokens(model, 4, 20)).shape == (4, 20)
+    assert token_log_probs(model, sample_tokens(model, 4, 20)).shape == (4, 20)
 
 
 def test_pretrain_refuses_an_unavailable_device_with_one_line(tmp_path, tiny_corpus_path):
