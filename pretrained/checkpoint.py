@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -34,16 +35,25 @@ class CheckpointError(UserInputError):
     """A checkpoint is missing, corrupt, pickled, or does not fit what it is used for."""
 
 
-def save_checkpoint(
-    model: NoteModel | PriorProduct, directory: str | Path, extra: dict[str, Any] | None = None
-) -> Path:
-    """Write weights and config atomically (temp file + rename) into ``directory``."""
+def write_weights_and_config(directory: str | Path, module: torch.nn.Module, config: dict[str, Any]) -> Path:
+    """Write ``module``'s weights (``model.safetensors``) and ``config`` (``config.json``) into ``directory``,
+    each atomically (a temp file, then a rename): what every notetune checkpoint directory holds."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    tensors = {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items()}
     tmp = directory / (WEIGHTS + ".tmp")
     save_file(tensors, str(tmp))
     os.replace(tmp, directory / WEIGHTS)
+    tmp = directory / (CONFIG + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, directory / CONFIG)
+    return directory
+
+
+def save_checkpoint(
+    model: NoteModel | PriorProduct, directory: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write a model's weights and config (architecture, vocabulary, ``extra``) into ``directory``."""
     arch = getattr(model, "arch", DEFAULT_ARCH)
     config = {
         "format": FORMAT,
@@ -53,10 +63,7 @@ def save_checkpoint(
         "model": model.config.to_dict(),
         **(extra or {}),
     }
-    tmp = directory / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, directory / CONFIG)
-    return directory
+    return write_weights_and_config(directory, model, config)
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:

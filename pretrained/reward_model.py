@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from .checkpoint import CONFIG, WEIGHTS, CheckpointError
+from .checkpoint import CONFIG, WEIGHTS, CheckpointError, write_weights_and_config
 from .checkpoint import FORMAT as NOTE_RNN_FORMAT
 from .model import NoteRNN, NoteRNNConfig
 from .transpose import KeyLike, key_transposition, source_tokens
@@ -255,22 +254,8 @@ def to_reading_key(tokens: np.ndarray, vocab: Vocabulary, key: KeyLike | None) -
 # ------------------------------------------------------------------------------------ save / load
 def save_reward_model(model: RewardEnsemble, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write ``model.safetensors`` + ``config.json`` atomically into ``directory``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    tmp = directory / (WEIGHTS + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, directory / WEIGHTS)
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": model.config.to_dict(),
-        **(extra or {}),
-    }
-    tmp = directory / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, directory / CONFIG)
-    return directory
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_dict(), **(extra or {})}
+    return write_weights_and_config(directory, model, config)
 
 
 def read_reward_config(directory: str | Path) -> dict[str, Any]:
