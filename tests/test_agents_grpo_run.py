@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from notetune.agents.config import TuneConfig
 from notetune.agents.grpo import MelodyGRPO
 from notetune.agents.run import TuneError, TuneRun
 from notetune.pretrained.checkpoint import load_checkpoint
 from notetune.pretrained.sampling import sample_tokens
+from tuning import tiny_config
 
 TOY_REWARD = '''
 def play_d(tokens, t):
@@ -22,33 +22,15 @@ def d_share(model):
 
 
 def tune_config(tmp_path, prior_dir, corpus_path, **overrides):
-    settings = dict(
-        prior=prior_dir,
-        corpus=corpus_path,
-        out=str(tmp_path / "run"),
-        length=8,
-        num_envs=64,
-        steps=8192,
-        max_minutes=0,
-        eval_every=4096,
-        eval_size=256,
-        confirm_size=256,
-        checkpoint_every=4096,
-        threads=1,
-        progress=False,
-        kl_coef=0.05,
-        kl_target=0.0,
-        learning_rate=3e-3,
-        patience=0,
-        max_kl=100.0,
+    """The tiny run with every selection bound open (these tests judge learning, not selection)."""
+    open_bounds = dict(
         min_distinct_melodies=0.0,
         min_distinct_4gram_ratio=0.0,
         min_hold_ratio=0.0,
         min_rest_ratio=0.0,
         max_log_prior_drop=100.0,
     )
-    settings.update(overrides)
-    return TuneConfig(**settings)
+    return tiny_config(tmp_path / "run", prior_dir, corpus_path, **{**open_bounds, **overrides})
 
 
 @pytest.mark.parametrize(("algo", "kl_estimator"), [("grpo", "penalty"), ("rloo", "k3")])
