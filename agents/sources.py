@@ -15,6 +15,7 @@ import numpy as np
 from notetune.pretrained.checkpoint import CONFIG, find_checkpoint, load_checkpoint
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.export import load_samples
+from notetune.pretrained.form import FormLayout
 from notetune.pretrained.model import NoteRNN, PriorProduct
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.transpose import transpose_to_key
@@ -67,8 +68,10 @@ def load_source(
     temperature: float = 1.0,
     label: str | None = None,
     key: str | None = None,
+    form: FormLayout | None = None,
 ) -> SampleSource:
-    """The melodies ``spec`` names, ready to evaluate (a model is transposed to ``key`` when given).
+    """The melodies ``spec`` names, ready to evaluate (a model is transposed to ``key`` when given; a strict
+    ``form`` layout masks its sampling).
 
     A model (``default``, a checkpoint or run directory) is sampled ``num`` times with ``seed``; a corpus file
     gives ``num`` random ``length``-step windows; a samples.npz or MIDI folder gives its first ``num``
@@ -77,7 +80,7 @@ def load_source(
     spec = str(spec)
     if is_model_path(spec):
         return sample_source(
-            spec, num=num or 1000, length=length, seed=seed, temperature=temperature, label=label, key=key
+            spec, num=num or 1000, length=length, seed=seed, temperature=temperature, label=label, key=key, form=form
         )
     path = Path(spec)
     if is_corpus_file(path):
@@ -115,10 +118,12 @@ def sample_source(
     label: str | None = None,
     batch_size: int = 4096,
     key: str | None = None,
+    form: FormLayout | None = None,
 ) -> SampleSource:
     """``num`` melodies sampled from a model, with their log-probabilities under the sampling distribution.
 
-    With ``key``, the model is first transposed from the key it writes in to that key.
+    With ``key``, the model is first transposed from the key it writes in to that key. ``form`` (a strict
+    form's layout) copies returning phrases through the sampling masks.
     """
     checkpoint = find_checkpoint(spec)
     model, config = load_checkpoint(checkpoint)
@@ -127,10 +132,10 @@ def sample_source(
         config = {**config, "key": str(Key.parse(key))}
     started = time.perf_counter()
     tokens, log_probs = sample_tokens(
-        model, num, length, temperature, seed, batch_size=batch_size, return_log_probs=True
+        model, num, length, temperature, seed, batch_size=batch_size, return_log_probs=True, form=form
     )
     if temperature != 1.0:  # sample_tokens reports temperature-1 log-probabilities; KL needs the sampler's
-        log_probs = token_log_probs(model, tokens, temperature=temperature)
+        log_probs = token_log_probs(model, tokens, temperature=temperature, form=form)
     seconds = time.perf_counter() - started
     if label is None:
         label = (
@@ -145,6 +150,7 @@ def sample_source(
         "seed": seed,
         "temperature": temperature,
         "sampling_seconds": round(seconds, 3),
+        **({"form_strict": form.form.text} if form is not None else {}),
     }
     return SampleSource(
         label,

@@ -19,13 +19,14 @@ from functools import cached_property
 
 import numpy as np
 
+from .errors import UserInputError
 from .meter import DEFAULT_METER, Meter
 
 PRIMES = "'′"
 _FORM = re.compile(r"^(?:[A-Za-z][" + PRIMES + r"]*)+$")
 
 
-class FormError(ValueError):
+class FormError(UserInputError):
     """A form string that cannot be read, or a form that does not fit the piece."""
 
 

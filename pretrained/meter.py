@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import UserInputError
 from .vocab import DEFAULT_VOCABULARY, Vocabulary
 
 MAX_BARS = 16
@@ -24,7 +25,7 @@ _METERS: dict[str, tuple[int, int, int]] = {
 }
 
 
-class MeterError(ValueError):
+class MeterError(UserInputError):
     """A meter, length or bar count that notetune cannot compose in."""
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from notetune.agents.evaluation import evaluate_source
 from notetune.agents.sources import load_prior, load_source
+from notetune.pretrained.piece import PieceFields, piece_from_config
 
 from . import config
 from .cli import UserError
@@ -17,7 +18,7 @@ from .report_text import format_table
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(PieceFields):
     """Settings of `notetune evaluate`."""
 
     model: str | None = None
@@ -28,8 +29,6 @@ class EvaluateConfig:
     """Melodies to sample from the model (or at most to read from --samples; 0 = all)."""
     seed: int = 0
     """Sampling seed (and bootstrap seed)."""
-    length: int = 32
-    """Steps per sampled melody (and per corpus window)."""
     temperature: float = 1.0
     """Sampling temperature of the model."""
     key: str | None = None
@@ -63,8 +62,15 @@ def run(args: argparse.Namespace) -> int:
     spec = cfg.samples if cfg.samples is not None else (cfg.model or "default")
     if cfg.samples is not None and not Path(spec).exists():
         raise UserError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
+    piece = piece_from_config(cfg)
     source = load_source(
-        spec, num=cfg.num or None, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature, key=cfg.key
+        spec,
+        num=cfg.num or None,
+        length=piece.length,
+        seed=cfg.seed,
+        temperature=cfg.temperature,
+        key=cfg.key,
+        form=piece.strict_layout,
     )
     evaluation = evaluate_source(
         source,
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         paper_token_order=cfg.paper_token_order,
         resamples=cfg.resamples,
         seed=cfg.seed,
+        piece=piece,
     )
     print(format_table([evaluation]))
     seconds = time.perf_counter() - started
@@ -81,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         f"\n{len(source.tokens):,} melodies from {spec} evaluated in {seconds:.1f} s "
         f"(diversity within sets of {evaluation.settings['diversity_set_size']}; intervals: 95% bootstrap)"
     )
+    if evaluation.settings.get("table1_windows"):
+        print(f"Table 1 of these long pieces: on {evaluation.settings['table1_windows']}")
     if cfg.json:
         path = Path(cfg.json)
         path.parent.mkdir(parents=True, exist_ok=True)
