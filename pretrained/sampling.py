@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .errors import UserInputError
-from .form import FormLayout, check_form_constraints, form_allowed, form_allowed_sequences
+from .form import FormError, FormLayout, check_form_constraints, form_allowed, form_allowed_sequences
 from .model import NoteRNN
 
 
@@ -138,7 +138,7 @@ def token_log_probs(
 
 def _check_form(form: FormLayout, length: int, allowed: np.ndarray | None) -> None:
     if form.length != length:
-        raise UserInputError(
+        raise FormError(
             f"the strict form {form.form} is laid out on {form.length} steps, but the melodies have {length}; "
             f"lay it out on --length {length}"
         )

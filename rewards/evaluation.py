@@ -464,6 +464,7 @@ def _structure(
     counts = dict(structure_counts(tokens, meter, key, vocab, cadence_bars))
     picture: dict[str, Any] = {
         "meter": str(meter),
+        "steps_per_bar": bar,
         "bars": bars,
         "bar_similarity": phrase_similarity(tokens[:, : bars * bar], bar, vocab).mean(axis=0),
         "phrase_steps": phrase_steps,

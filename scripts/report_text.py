@@ -5,17 +5,26 @@ from __future__ import annotations
 import math
 
 from notetune.rewards import PAPER_TABLE1
-from notetune.rewards.evaluation import COPY_NS, GROUPS, METRICS, PRINTED_COPY_NS, Evaluation, Metric
+from notetune.rewards.evaluation import (
+    COPY_NS,
+    FORM_SHARE_PREFIX,
+    GROUPS,
+    METRICS,
+    PRINTED_COPY_NS,
+    Evaluation,
+    Metric,
+    metric_info,
+)
 
 
 def decimals(name: str, value: float) -> int:
     """Decimals that show about three significant digits of a value (of its percentage, for shares)."""
     if name.startswith("autocorrelation"):
         return 3
-    size = abs(100 * value) if METRICS[name].percent else abs(value)
+    size = abs(100 * value) if metric_info(name).percent else abs(value)
     if size == 0:
         return 1
-    if METRICS[name].percent:
+    if metric_info(name).percent:
         return 1 if size >= 1 else 2 if size >= 0.1 else 3
     return 0 if size >= 100 else 1 if size >= 10 else 2 if size >= 1 else 3
 
@@ -27,7 +36,7 @@ def format_value(name: str, value: float | None, places: int | None = None) -> s
     places = decimals(name, value) if places is None else places
     if name.startswith("autocorrelation"):
         return f"{value:+.{places}f}"
-    return f"{100 * value:.{places}f}%" if METRICS[name].percent else f"{value:.{places}f}"
+    return f"{100 * value:.{places}f}%" if metric_info(name).percent else f"{value:.{places}f}"
 
 
 def format_interval(metric: Metric) -> str:
@@ -40,7 +49,13 @@ def shown_metrics(evaluations: list[Evaluation]) -> list[str]:
     """Metrics to print or report: those any evaluation has, with copy rates for a few phrase lengths only."""
     names = [name for name in METRICS if any(name in e.metrics for e in evaluations)]
     hidden = {f"copy_rate_{n}gram" for n in COPY_NS if n not in PRINTED_COPY_NS}
-    return [name for name in names if name not in hidden]
+    names = [name for name in names if name not in hidden]
+    forms = list(dict.fromkeys(n for e in evaluations for n in e.metrics if n.startswith(FORM_SHARE_PREFIX)))
+    if forms:  # detected forms close the structure group
+        structure = [i for i, name in enumerate(names) if METRICS[name].group == "structure"]
+        at = structure[-1] + 1 if structure else len(names)
+        names[at:at] = forms
+    return names
 
 
 def format_table(evaluations: list[Evaluation], paper_column: bool = True) -> str:
@@ -53,8 +68,8 @@ def format_table(evaluations: list[Evaluation], paper_column: bool = True) -> st
     rows: list[list[str]] = []
     group = None
     for name in shown_metrics(evaluations):
-        if METRICS[name].group != group:
-            group = METRICS[name].group
+        if metric_info(name).group != group:
+            group = metric_info(name).group
             rows.append([GROUPS[group]])
         row = [f"  {name}"]
         for evaluation in evaluations:
