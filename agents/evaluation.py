@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 from notetune.pretrained.errors import UserInputError
+from notetune.pretrained.form import form_violations
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.piece import Piece
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
@@ -92,6 +93,8 @@ def evaluate_source(
     """
     piece = piece or Piece(source.tokens.shape[1])
     form = piece.strict_layout if piece.length == source.tokens.shape[1] else None
+    if form is not None and form_violations(source.tokens, form).any():
+        form = None  # melodies that break the form (a corpus, files) are scored by the unmasked prior
     started = time.perf_counter()
     eval_key = str(Key.parse(key or source.key or "C major"))
     prior_log_probs = None

@@ -152,6 +152,14 @@ def sample_source(
         "sampling_seconds": round(seconds, 3),
         **({"form_strict": form.form.text} if form is not None else {}),
     }
+    tuned = config.get("tuned") or {}
+    if tuned.get("form_strict") and form is None:
+        logger.warning(
+            "%s was tuned under the strict form %s: add --form %s --form-strict to sample it as it was tuned",
+            label,
+            tuned.get("form"),
+            tuned.get("form"),
+        )
     return SampleSource(
         label,
         "model",

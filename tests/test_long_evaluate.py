@@ -98,3 +98,12 @@ def test_report_of_128_step_pieces_shows_bar_similarity_and_scrolling_rolls_in_c
     assert len(result["audios"]) == 4
     for audio in result["audios"]:
         assert audio["error"] is None and audio["readyState"] >= 1 and audio["duration"] >= 16.0, audio
+
+
+def test_melodies_that_break_a_strict_form_are_scored_by_the_unmasked_prior(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    out = tmp_path / "corpus.json"
+    args = ["evaluate", "--samples", tiny_corpus_path, "--num", "30", "--length", "64", "--form", "AABA"]
+    assert main([*args, "--form-strict", "--prior", tiny_prior_dir, "--corpus", "none", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert -5.0 < data["metrics"]["log_prior_per_token"]["value"] < 0.0  # finite: no copied step is forced
+    assert data["metrics"]["returns_agree"]["value"] < 1.0
