@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from notetune.pretrained.piece import PieceFields
+
 ALGORITHMS = ("ppo", "a2c", "dqn", "psi", "g", "grpo", "rloo", "dpo")
 
 
 @dataclass
-class TuneConfig:
-    """Settings of `notetune tune`."""
+class TuneConfig(PieceFields):
+    """Settings of `notetune tune` (the piece: ``length`` or ``bars`` of ``meter``, ``form``, ``phrase_bars``,
+    ``form_strict``, from :class:`~notetune.pretrained.piece.PieceFields`; --form adds the 'form' rewards,
+    --form-strict needs ppo or a2c)."""
 
     # --- what to tune, for how long
     algo: Literal["ppo", "a2c", "dqn", "psi", "g", "grpo", "rloo", "dpo"] = "ppo"
@@ -32,15 +36,15 @@ class TuneConfig:
     seed: int = 0
     """Seed for the policy's sampling, updates and evaluation batches."""
     # --- rewards
-    reward: list[str] = field(default_factory=lambda: ["notetune"])
-    """Reward sets, reward names or dotted paths (module:function), each optionally NAME=WEIGHT."""
+    reward: list[str] = field(default_factory=list)
+    """Reward sets, reward names or dotted paths (module:function), each optionally NAME=WEIGHT. Empty (the
+    default): 'notetune', or 'notetune_long' (bar returns and cadences) for pieces longer than 32 steps without
+    --form. With --form, the 'form' set is added to the spec."""
     weights: dict[str, float] = field(default_factory=dict)
     """Weight overrides, name → weight (applied after --reward)."""
     # --- the compositions
     key: str = "C major"
     """Key and mode the rules judge against, e.g. 'D minor'."""
-    length: int = 32
-    """Steps (16th notes) per composition."""
     prior: str = "default"
     """Prior checkpoint directory ('default' = the shipped Note RNN)."""
     corpus: str = "default"
@@ -194,3 +198,18 @@ class TuneConfig:
     """dpo: sigmoid (DPO's logistic loss) or ipo (IPO's squared loss)."""
     dpo_epochs: int = 8
     """dpo: passes over the training pairs (each is evaluated; the exported one has the lowest held-out loss)."""
+
+
+LONG_PIECE = 32
+"""Pieces longer than this many steps default to the ``notetune_long`` reward set."""
+
+
+def reward_spec(config: TuneConfig, length: int) -> list[str]:
+    """The reward spec a run trains with: ``config.reward``, or the default for ``length``; plus ``form``
+    when the config has a form (unless the spec names it already)."""
+    spec = list(config.reward)
+    if not spec:
+        spec = ["notetune_long" if length > LONG_PIECE and not config.form else "notetune"]
+    if config.form and not any(item.split("=")[0].strip() == "form" for text in spec for item in text.split(",")):
+        spec.append("form")
+    return spec

@@ -234,7 +234,7 @@ def build_q_learner(config: Any, prior: NoteModel, rewards: RewardSet) -> RLTune
     """The dqn/psi/g learner for a TuneConfig, on a MelodyVecEnv of ``config.num_envs`` compositions."""
     classes = {"dqn": RLTunerDQN, "psi": PsiLearning, "g": GLearning}
     env = MelodyVecEnv(
-        prior, rewards, config.num_envs, config.length, log_prior_weight=0.0 if config.algo == "g" else 1.0
+        prior, rewards, config.num_envs, rewards.length, log_prior_weight=0.0 if config.algo == "g" else 1.0
     )
     return classes[config.algo](
         NoteRNNQPolicy,

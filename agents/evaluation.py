@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from notetune.pretrained.errors import UserInputError
+from notetune.pretrained.form import form_violations
 from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.piece import Piece
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.vocab import Vocabulary
 from notetune.rewards import Key
@@ -38,18 +40,22 @@ def evaluate_policy(
     corpus_index: NoteNgramIndex | None = None,
     resamples: int = 1000,
     label: str = "policy",
+    piece: Piece | None = None,
 ) -> Evaluation:
     """Every figure of ``num`` compositions sampled from ``model`` with ``seed`` (a fixed seed, so checkpoints
     compare), scored under ``prior``.
 
     With a primer or constraint mask, the model and the prior are conditioned and masked exactly as in
     training, so KL and log p_prior measure what the policy is trained on. ``rewards`` should be a fresh set
-    (an evaluation must not change the state of the set that trains the policy).
+    (an evaluation must not change the state of the set that trains the policy). ``piece`` gives the meter of
+    the structure metrics and the form: a strict form masks sampling and the prior's log p as in training.
     """
+    piece = piece or Piece(length)
+    form = piece.strict_layout
     tokens, log_probs = sample_tokens(
-        model, num, length, seed=seed, return_log_probs=True, primer=primer, allowed=allowed
+        model, num, length, seed=seed, return_log_probs=True, primer=primer, allowed=allowed, form=form
     )
-    log_prior = token_log_probs(prior, tokens, primer=primer, allowed=allowed)
+    log_prior = token_log_probs(prior, tokens, primer=primer, allowed=allowed, form=form)
     return evaluate_tokens(
         tokens,
         label,
@@ -61,6 +67,9 @@ def evaluate_policy(
         corpus_index=corpus_index,
         resamples=resamples,
         seed=seed,
+        meter=piece.meter,
+        form=piece.layout,
+        phrase_bars=piece.statistics_phrase_bars,
     )
 
 
@@ -75,11 +84,18 @@ def evaluate_source(
     set_size: int | None = None,
     resamples: int = 1000,
     seed: int = 0,
+    piece: Piece | None = None,
 ) -> Evaluation:
     """Evaluate a source's melodies; the key defaults to the model's own, else C major.
 
     ``rewards`` builds a fresh reward set for the judged key (adds ``music_reward`` and ``reward_<name>``).
+    ``piece`` gives the meter and form of the structure metrics; under a strict form the prior's log p is
+    renormalised over what the form allows, as the source was sampled.
     """
+    piece = piece or Piece(source.tokens.shape[1])
+    form = piece.strict_layout if piece.length == source.tokens.shape[1] else None
+    if form is not None and form_violations(source.tokens, form).any():
+        form = None  # melodies that break the form (a corpus, files) are scored by the unmasked prior
     started = time.perf_counter()
     eval_key = str(Key.parse(key or source.key or "C major"))
     prior_log_probs = None
@@ -96,7 +112,7 @@ def evaluate_source(
             and eval_key == str(Key.parse(source.key or prior.key))
         )
         prior_log_probs = (
-            source.model_log_probs if same_model else token_log_probs(prior.in_key(eval_key), source.tokens)
+            source.model_log_probs if same_model else token_log_probs(prior.in_key(eval_key), source.tokens, form=form)
         )
     corpus_index, corpus_path = load_corpus_index(corpus)
     settings = {
@@ -120,6 +136,9 @@ def evaluate_source(
         resamples=resamples,
         seed=seed,
         settings=settings,
+        meter=piece.meter,
+        form=piece.layout if piece.length == source.tokens.shape[1] else None,
+        phrase_bars=piece.statistics_phrase_bars,
     )
     evaluation.settings["scoring_seconds"] = round(time.perf_counter() - started, 3)
     return evaluation

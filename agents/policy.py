@@ -10,6 +10,7 @@ import copy
 import numpy as np
 import torch
 from gymnasium import spaces
+from notetune.pretrained.form import FormLayout, form_allowed, form_allowed_sequences
 from notetune.pretrained.model import NoteModel
 from notetune.pretrained.sampling import history_prefix
 from stable_baselines3.common.policies import BasePolicy
@@ -27,7 +28,9 @@ class MelodyPolicy(BasePolicy):
 
     ``primer`` (P,) tokens are read after the start token and before step 0, exactly as the environment
     warms the prior; ``allowed`` (length, V) masks the logits at each step (constraints). With both
-    applied identically to policy and prior, π = prior (KL = 0) before the first update.
+    applied identically to policy and prior, π = prior (KL = 0) before the first update. ``form`` (a strict
+    form's layout) masks by what was generated: in a returning phrase only the copied token is allowed, in the
+    rollout (:meth:`step` reads the tokens so far) and in its replay (:meth:`evaluate_sequences`) alike.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class MelodyPolicy(BasePolicy):
         optimizer_kwargs: dict | None = None,
         primer: np.ndarray | None = None,
         allowed: np.ndarray | None = None,
+        form: FormLayout | None = None,
     ) -> None:
         super().__init__(
             observation_space, action_space, optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs or {}
@@ -65,6 +69,9 @@ class MelodyPolicy(BasePolicy):
                 f"the action mask must be (length, V) = ({self.length}, {self.actor.num_actions}); "
                 f"got {tuple(self.allowed.shape)}"
             )
+        if form is not None and form.length != self.length:
+            raise ValueError(f"the strict form is laid out on {form.length} steps, not {self.length}")
+        self.form = form
 
     @property
     def start_token(self) -> int:
@@ -84,12 +91,31 @@ class MelodyPolicy(BasePolicy):
             _, state = self.actor(prefix[:, :-1], state)
         return prefix[:, -1], state
 
-    def mask_logits(self, logits: torch.Tensor, steps: torch.Tensor | int) -> torch.Tensor:
-        """Logits (..., V) with the actions the constraints forbid at ``steps`` set to MASKED_LOGIT."""
+    def mask_logits(
+        self, logits: torch.Tensor, steps: torch.Tensor | int | slice, tokens: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (..., V) with the actions forbidden at ``steps`` set to MASKED_LOGIT.
+
+        Under a strict form the mask depends on the compositions ``tokens``: (B, >= t) generated so far for
+        one step ``t`` (B, V logits), or the whole (B, T) compositions for ``steps = slice(0, T)``.
+        """
+        if self.form is not None:
+            if tokens is None:
+                raise ValueError("a strict form masks by what was generated: pass the compositions' tokens")
+            allowed = self._numpy_allowed()
+            vocab_size = logits.shape[-1]
+            if isinstance(steps, int):
+                mask = form_allowed(numpy_tokens(tokens), steps, self.form, vocab_size, allowed)
+            else:
+                mask = form_allowed_sequences(numpy_tokens(tokens), self.form, vocab_size, allowed)
+            return logits.masked_fill(~torch.from_numpy(mask).to(logits.device), MASKED_LOGIT)
         if self.allowed is None:
             return logits
         allowed = self.allowed.to(logits.device)[steps]
         return logits.masked_fill(~allowed, MASKED_LOGIT)
+
+    def _numpy_allowed(self) -> np.ndarray | None:
+        return None if self.allowed is None else self.allowed.numpy()
 
     def _values(self, features: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         hidden = torch.tanh(self.value_in(features.detach()) + self.step_embedding(steps))
@@ -98,12 +124,16 @@ class MelodyPolicy(BasePolicy):
     def initial_state(self, batch_size: int) -> object:
         return self.actor.initial_state(batch_size)
 
-    def step(self, last_tokens: torch.Tensor, state: object, t: int) -> tuple[torch.Tensor, torch.Tensor, object]:
-        """(logits (B, V), values (B,), state) after feeding the previous token (at t=0: from ``warm_state``)."""
+    def step(
+        self, last_tokens: torch.Tensor, state: object, t: int, tokens: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, object]:
+        """(logits (B, V), values (B,), state) after feeding the previous token (at t=0: from ``warm_state``).
+
+        ``tokens`` (B, >= t): the compositions so far, which a strict form's mask reads."""
         logits, features, state = self.actor.logits_and_features(last_tokens.view(-1, 1), state)
         features = features[:, 0]
         steps = torch.full((features.shape[0],), t, dtype=torch.long, device=features.device)
-        return self.mask_logits(logits[:, 0], t), self._values(features, steps), state
+        return self.mask_logits(logits[:, 0], t, tokens), self._values(features, steps), state
 
     def evaluate_sequences(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For complete (B, T) compositions: log π of each token, entropy and value at each step."""
@@ -111,7 +141,7 @@ class MelodyPolicy(BasePolicy):
         prefix = self.history_prefix(batch, tokens.device)
         logits, features, _ = self.actor.logits_and_features(torch.cat([prefix, tokens[:, :-1]], dim=1))
         features = features[:, prefix.shape[1] - 1 :]
-        logits = self.mask_logits(logits[:, prefix.shape[1] - 1 :], slice(0, length))
+        logits = self.mask_logits(logits[:, prefix.shape[1] - 1 :], slice(0, length), tokens)
         log_probs_all = torch.log_softmax(logits, dim=-1)
         log_probs = log_probs_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         entropy = -(log_probs_all.exp() * log_probs_all).sum(-1)
@@ -126,7 +156,11 @@ class MelodyPolicy(BasePolicy):
         prefix = self.history_prefix(len(tokens), tokens.device)
         logits, _ = self.actor(torch.cat([prefix, tokens[:, :-1]], dim=1))
         logits = logits[torch.arange(len(tokens)), steps + prefix.shape[1] - 1]
-        logits = self.mask_logits(logits, steps)
+        if self.form is not None:  # rows may be at different steps: the whole-sequence mask, each row's step
+            every = self.mask_logits(torch.zeros(*tokens.shape, logits.shape[-1]), slice(0, self.length), tokens)
+            logits = logits.masked_fill(every[torch.arange(len(tokens)), steps] == MASKED_LOGIT, MASKED_LOGIT)
+        else:
+            logits = self.mask_logits(logits, steps)
         if deterministic:
             return logits.argmax(-1)
         return torch.distributions.Categorical(logits=logits).sample()

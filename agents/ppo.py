@@ -102,7 +102,13 @@ class MelodyPPO(OnPolicyAlgorithm):
             sde_sample_freq=-1,
             tensorboard_log=tensorboard_log,
             # The policy reads the same primer and constraints as the environment's prior.
-            policy_kwargs={"prior": prior, "primer": env.primer, "allowed": env.allowed, **(policy_kwargs or {})},
+            policy_kwargs={
+                "prior": prior,
+                "primer": env.primer,
+                "allowed": env.allowed,
+                "form": env.form,
+                **(policy_kwargs or {}),
+            },
             verbose=verbose,
             seed=seed,
             device=device,
@@ -145,7 +151,7 @@ class MelodyPPO(OnPolicyAlgorithm):
         term_sums: dict[str, np.ndarray] = {}
         with torch.no_grad():
             for t in range(length):
-                logits, values, state = self.policy.step(last, state, t)
+                logits, values, state = self.policy.step(last, state, t, rollout.tokens[:, :t])
                 actions, log_probs = MelodyPolicy.sample(logits, self.generator)
                 new_obs, rewards, dones, infos = env.step(numpy_tokens(actions))
                 self.num_timesteps += num_envs

@@ -27,6 +27,7 @@ from notetune.pretrained.constraints import control_inputs
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.piece import piece_from_config
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.transpose import PRIOR_KEY, transpose_to_key
 from notetune.pretrained.vocab import HOLD, REST
@@ -46,7 +47,7 @@ from .callbacks import (
     StopTrainingOnTimeBudget,
 )
 from .checkpoints import Resumable, TrainingState, load_latest_checkpoint, save_training_checkpoint
-from .config import ALGORITHMS, TuneConfig
+from .config import ALGORITHMS, TuneConfig, reward_spec
 from .evaluation import evaluate_policy
 from .kl import KLController
 from .selection import CollapseRule, SelectionRule, Watcher
@@ -77,11 +78,8 @@ class TuneRun:
                 f"--preferences is read by --algo dpo only; to tune {config.algo} on preferences, fit a reward "
                 "model (`notetune reward fit`) and tune with --reward learned:DIR"
             )
-        if config.steps <= 0 or config.num_envs <= 0 or config.length < 8:
-            raise TuneError(
-                f"--steps and --num-envs must be positive and --length at least 8 "
-                f"(got {config.steps}, {config.num_envs} and {config.length})"
-            )
+        if config.steps <= 0 or config.num_envs <= 0:
+            raise TuneError(f"--steps and --num-envs must be positive (got {config.steps} and {config.num_envs})")
         if not resume and (self.out / CONFIG_FILE).exists():
             raise TuneError(
                 f"{self.out} already holds a run; resume it with `notetune tune --resume {self.out}` "
@@ -93,11 +91,14 @@ class TuneRun:
         self.prior, self.prior_config = load_checkpoint(self.prior_dir)
         # The prior writes in the key its checkpoint records (C major / A minor if none): shift it to the run's.
         self.prior = transpose_to_key(self.prior, Key.parse(self.prior_config.get("key") or PRIOR_KEY), self.key)
-        self.primer, self.allowed = control_inputs(config.primer, config.constraint, config.length, self.prior.vocab)
-        if (self.primer is not None or self.allowed is not None) and config.algo not in ("ppo", "a2c", "grpo", "rloo"):
+        self.piece = piece_from_config(config, self.prior.vocab)
+        self.length = self.piece.length
+        self.primer, self.allowed = control_inputs(config.primer, config.constraint, self.length, self.prior.vocab)
+        fast_path = ("ppo", "a2c", "grpo", "rloo")
+        if (self.primer is not None or self.allowed is not None or self.piece.strict) and config.algo not in fast_path:
             raise TuneError(
-                f"--primer and --constraint need --algo ppo, a2c, grpo or rloo (their policy reads the primer and "
-                f"masks its actions); {config.algo} explores with unmasked random actions"
+                f"--primer, --constraint and --form-strict need --algo ppo, a2c, grpo or rloo (their policy reads the "
+                f"primer and masks its actions); {config.algo} explores with unmasked random actions"
             )
         self.corpus_path = DEFAULT_CORPUS if config.corpus == "default" else Path(config.corpus)
         self.corpus = load_corpus(self.corpus_path) if config.corpus != "none" else None
@@ -121,29 +122,37 @@ class TuneRun:
         self.corpus_index = (
             NoteNgramIndex.from_flat(self.corpus.tokens, self.corpus.offsets) if self.corpus is not None else None
         )
-        self.corpus_rates = corpus_rates(self.corpus, config.length) if self.corpus is not None else None
+        self.corpus_rates = corpus_rates(self.corpus, self.length) if self.corpus is not None else None
         self.algorithm: Resumable = self.build_algorithm()
         self.resumed_from: str | None = None
 
     # -------------------------------------------------------------------------------- building
     def build_rewards(self) -> RewardSet:
         return RewardSet.from_spec(
-            self.config.reward,
+            self.reward_spec,
             self.config.weights,
             key=self.key,
             vocab=self.prior.vocab,
-            length=self.config.length,
+            length=self.length,
             corpus=self.corpus.melodies() if self.corpus is not None else None,
+            meter=self.piece.meter,
+            form=self.piece.form,
         )
+
+    @property
+    def reward_spec(self) -> list[str]:
+        """What the run trains with: --reward, or the default for its length, plus 'form' with --form."""
+        return reward_spec(self.config, self.length)
 
     def check_rewards(self) -> None:
         """Score a few of the prior's compositions with a throw-away reward set (with the prior's log-probabilities,
         as the environment passes them), so a plugin that raises or returns NaN fails here, before the run
         directory exists."""
+        form = self.piece.strict_layout
         tokens = sample_tokens(
-            self.prior, 8, self.config.length, seed=self.config.seed, primer=self.primer, allowed=self.allowed
+            self.prior, 8, self.length, seed=self.config.seed, primer=self.primer, allowed=self.allowed, form=form
         )
-        log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed)
+        log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed, form=form)
         music_reward_per_composition(self.build_rewards(), tokens, log_prior)
 
     def build_algorithm(self):
@@ -155,10 +164,11 @@ class TuneRun:
                 self.prior,
                 self.rewards,
                 config.num_envs,
-                config.length,
+                self.length,
                 log_prior_weight=1.0 if config.kl_mode == "rl_tuner" else 0.0,
                 primer=self.primer,
                 allowed=self.allowed,
+                form=self.piece.strict_layout,
             )
             kl = KLController(
                 config.kl_coef, config.kl_target or None, config.kl_horizon, config.kl_min_beta, config.kl_max_beta
@@ -220,11 +230,12 @@ class TuneRun:
             self.current_model(),
             self.prior,
             num=num,
-            length=self.config.length,
+            length=self.length,
             seed=self.config.seed + seed_offset,
             key=self.key,
             primer=self.primer,
             allowed=self.allowed,
+            piece=self.piece,
             rewards=self.build_rewards(),
             corpus_index=self.corpus_index,
             resamples=self.config.eval_resamples,
@@ -384,6 +395,8 @@ class TuneRun:
                 "cut_short_by_time_cap": bool(stop_reason and stop_reason.startswith("time cap")),
             },
             "resumed_from": self.resumed_from,
+            "reward_spec": self.reward_spec,
+            "piece": self.piece.settings(),
             "chosen": {"step": best["step"] if best else None, "why": why, "path": str(export_dir)},
             "untuned": self.watcher.baseline,
             "final_metrics": best["stats"] if best else None,
@@ -402,8 +415,9 @@ class TuneRun:
             "tuned": {
                 "algo": self.config.algo,
                 "step": step,
-                "reward": self.config.reward,
+                "reward": self.reward_spec,
                 "weights": self.config.weights,
+                **self.piece.settings(),
                 "primer": self.config.primer,
                 "constraint": self.config.constraint,
                 "from_prior": str(self.prior_dir),

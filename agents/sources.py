@@ -16,6 +16,7 @@ from notetune.pretrained.checkpoint import CONFIG, find_checkpoint, load_checkpo
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.export import load_samples
+from notetune.pretrained.form import FormLayout
 from notetune.pretrained.model import NoteRNN, PriorProduct
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.transpose import transpose_to_key
@@ -73,8 +74,10 @@ def load_source(
     temperature: float = 1.0,
     label: str | None = None,
     key: str | None = None,
+    form: FormLayout | None = None,
 ) -> SampleSource:
-    """The melodies ``spec`` names, ready to evaluate (a model is transposed to ``key`` when given).
+    """The melodies ``spec`` names, ready to evaluate (a model is transposed to ``key`` when given; a strict
+    ``form`` layout masks its sampling).
 
     A model (``default``, a checkpoint or run directory) is sampled ``num`` times with ``seed``; a corpus file
     gives ``num`` random ``length``-step windows; a samples.npz or MIDI folder gives its first ``num``
@@ -83,7 +86,7 @@ def load_source(
     spec = str(spec)
     if is_model_path(spec):
         return sample_source(
-            spec, num=num or 1000, length=length, seed=seed, temperature=temperature, label=label, key=key
+            spec, num=num or 1000, length=length, seed=seed, temperature=temperature, label=label, key=key, form=form
         )
     path = Path(spec)
     if is_corpus_file(path):
@@ -121,10 +124,12 @@ def sample_source(
     label: str | None = None,
     batch_size: int = 4096,
     key: str | None = None,
+    form: FormLayout | None = None,
 ) -> SampleSource:
     """``num`` melodies sampled from a model, with their log-probabilities under the sampling distribution.
 
-    With ``key``, the model is first transposed from the key it writes in to that key.
+    With ``key``, the model is first transposed from the key it writes in to that key. ``form`` (a strict
+    form's layout) copies returning phrases through the sampling masks.
     """
     checkpoint = find_checkpoint(spec)
     model, config = load_checkpoint(checkpoint)
@@ -133,10 +138,10 @@ def sample_source(
         config = {**config, "key": str(Key.parse(key))}
     started = time.perf_counter()
     tokens, log_probs = sample_tokens(
-        model, num, length, temperature, seed, batch_size=batch_size, return_log_probs=True
+        model, num, length, temperature, seed, batch_size=batch_size, return_log_probs=True, form=form
     )
     if temperature != 1.0:  # sample_tokens reports temperature-1 log-probabilities; KL needs the sampler's
-        log_probs = token_log_probs(model, tokens, temperature=temperature)
+        log_probs = token_log_probs(model, tokens, temperature=temperature, form=form)
     seconds = time.perf_counter() - started
     if label is None:
         label = (
@@ -151,7 +156,16 @@ def sample_source(
         "seed": seed,
         "temperature": temperature,
         "sampling_seconds": round(seconds, 3),
+        **({"form_strict": form.form.text} if form is not None else {}),
     }
+    tuned = config.get("tuned") or {}
+    if tuned.get("form_strict") and form is None:
+        logger.warning(
+            "%s was tuned under the strict form %s: add --form %s --form-strict to sample it as it was tuned",
+            label,
+            tuned.get("form"),
+            tuned.get("form"),
+        )
     return SampleSource(
         label,
         "model",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from notetune.pretrained.form import FormLayout, check_form_constraints, form_allowed
 from notetune.pretrained.sampling import mask_log_probs
 from notetune.rewards.reward_set import RewardSet
 
@@ -33,7 +34,9 @@ class CompositionBatch:
     ``primer`` (P,) tokens warm the prior's state before step 0; they are not part of the composition, so
     rewards and statistics never see them. ``allowed`` (length, V) bool masks the actions at each step:
     the prior is renormalised over the allowed tokens (so log p_prior and the KL term compare the policy
-    with the prior *under the same constraints*) and a forbidden action is refused.
+    with the prior *under the same constraints*) and a forbidden action is refused. ``form`` (a strict form's
+    layout) adds masks that depend on what was generated: in a returning phrase the only allowed action is the
+    token at the same offset of the phrase it returns to; the prior is renormalised over it too.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class CompositionBatch:
         log_prior_weight: float = 0.0,
         primer: np.ndarray | None = None,
         allowed: np.ndarray | None = None,
+        form: FormLayout | None = None,
     ) -> None:
         if rewards.length != length:
             raise ValueError(f"the reward set was built for {rewards.length}-step compositions, not {length}")
@@ -67,6 +71,11 @@ class CompositionBatch:
         self.log_prior_weight = log_prior_weight
         self.primer = None if primer is None or not len(primer) else np.asarray(primer, dtype=np.int64)
         self.allowed = allowed
+        if form is not None:
+            if form.length != length:
+                raise ValueError(f"the strict form is laid out on {form.length} steps, not {length}")
+            check_form_constraints(form, allowed)
+        self.form = form
         self.tokens = np.full((batch_size, length), self.pad, dtype=np.int64)
         self.t = 0
         self._prior_log_probs = np.zeros((batch_size, self.num_actions))
@@ -81,14 +90,16 @@ class CompositionBatch:
 
     def _masked(self, log_probs: np.ndarray) -> np.ndarray:
         """The prior renormalised over the tokens allowed at the current step (−inf elsewhere)."""
-        if self.allowed is None or self.t >= self.length:
+        if (self.allowed is None and self.form is None) or self.t >= self.length:
             return log_probs
-        return mask_log_probs(torch.from_numpy(log_probs), torch.from_numpy(self.allowed[self.t])).numpy()
+        return mask_log_probs(torch.from_numpy(log_probs), torch.from_numpy(self.action_mask())).numpy()
 
     def action_mask(self) -> np.ndarray:
-        """(B, V) bool: the actions allowed at the current step (all True without constraints)."""
-        if self.allowed is None or self.t >= self.length:
+        """(B, V) bool: the actions allowed at the current step (all True without constraints or strict form)."""
+        if self.t >= self.length or (self.allowed is None and self.form is None):
             return np.ones((self.batch_size, self.num_actions), dtype=bool)
+        if self.form is not None:
+            return form_allowed(self.tokens, self.t, self.form, self.num_actions, self.allowed)
         return np.broadcast_to(self.allowed[self.t], (self.batch_size, self.num_actions)).copy()
 
     def observation(self) -> np.ndarray:
@@ -109,7 +120,16 @@ class CompositionBatch:
         actions = np.asarray(actions, dtype=np.int64).reshape(self.batch_size)
         if actions.min() < 0 or actions.max() >= self.num_actions:
             raise ValueError(f"actions must lie in 0..{self.num_actions - 1}, got {actions.min()}..{actions.max()}")
-        if self.allowed is not None and not self.allowed[self.t, actions].all():
+        if self.form is not None:
+            mask = self.action_mask()
+            broken = ~mask[np.arange(self.batch_size), actions]
+            if broken.any():
+                row = int(np.argmax(broken))
+                raise ValueError(
+                    f"action {int(actions[row])} at step {self.t} breaks the strict form {self.form.form} (allowed "
+                    f"here: {np.flatnonzero(mask[row]).tolist()}); mask the policy with action_masks()"
+                )
+        elif self.allowed is not None and not self.allowed[self.t, actions].all():
             bad = int(actions[~self.allowed[self.t, actions]][0])
             raise ValueError(
                 f"action {bad} at step {self.t} breaks the constraints (allowed here: "

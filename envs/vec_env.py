@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from notetune.pretrained.form import FormLayout
 from notetune.rewards.reward_set import RewardSet
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
@@ -55,8 +56,9 @@ class MelodyVecEnv(VecEnv):
         log_prior_weight: float = 0.0,
         primer: np.ndarray | None = None,
         allowed: np.ndarray | None = None,
+        form: FormLayout | None = None,
     ) -> None:
-        self.batch = CompositionBatch(prior, rewards, num_envs, length, log_prior_weight, primer, allowed)
+        self.batch = CompositionBatch(prior, rewards, num_envs, length, log_prior_weight, primer, allowed, form)
         self.length = length
         self.render_mode = None
         super().__init__(
@@ -85,6 +87,11 @@ class MelodyVecEnv(VecEnv):
     def allowed(self) -> np.ndarray | None:
         """(length, V) bool action mask from the constraints, or None."""
         return self.batch.allowed
+
+    @property
+    def form(self) -> FormLayout | None:
+        """The strict form whose returning phrases the action masks copy, or None."""
+        return self.batch.form
 
     def action_masks(self) -> np.ndarray:
         """(num_envs, V) bool: the actions allowed now (what sb3-contrib's MaskablePPO reads)."""
@@ -137,6 +144,7 @@ class NullMelodyVecEnv(MelodyVecEnv):
 
     primer = None
     allowed = None
+    form = None
 
     def __init__(self, num_actions: int, num_envs: int = 256, length: int = 32) -> None:
         self.render_mode = None

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .errors import UserInputError
+from .form import FormError, FormLayout, check_form_constraints, form_allowed, form_allowed_sequences
 from .model import NoteModel
 
 
@@ -70,6 +71,7 @@ def sample_tokens(
     primer: np.ndarray | None = None,
     allowed: np.ndarray | None = None,
     return_log_probs: bool = False,
+    form: FormLayout | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``num`` melodies of ``length`` tokens (int64 array). Same seed → same melodies.
 
@@ -77,11 +79,15 @@ def sample_tokens(
     the model at temperature 1 (after masking), e.g. for a KL estimate against a prior.
 
     ``primer`` (P,) tokens warm the state and are not returned. ``allowed`` (length, V) bool masks the
-    actions at each step (renormalising the model's distribution over what is allowed).
+    actions at each step (renormalising the model's distribution over what is allowed). ``form`` (a strict
+    form's layout) also masks each step by what was generated: a returning phrase copies its first phrase
+    (:func:`~notetune.pretrained.form.form_allowed`; log-probability 0 at copied steps).
     """
     if temperature <= 0:
         raise UserInputError(f"temperature must be positive, got {temperature} (e.g. --temperature 1.0)")
     mask = _check_allowed(allowed)
+    if form is not None:
+        _check_form(form, length, allowed)
     generator = torch.Generator().manual_seed(seed)
     out = np.empty((num, length), dtype=np.int64)
     out_log_probs = np.empty((num, length), dtype=np.float64) if return_log_probs else None
@@ -89,7 +95,13 @@ def sample_tokens(
         size = min(batch_size, num - begin)
         log_probs, state = warm_start(model, size, primer)
         for t in range(length):
-            log_probs = mask_log_probs(log_probs, None if mask is None else mask[t])
+            if form is not None:
+                step_mask = torch.from_numpy(
+                    form_allowed(out[begin : begin + size], t, form, log_probs.shape[-1], allowed)
+                )
+            else:
+                step_mask = None if mask is None else mask[t]
+            log_probs = mask_log_probs(log_probs, step_mask)
             probs = torch.softmax(log_probs / temperature, dim=-1).cpu()
             action = draw(probs, generator)
             out[begin : begin + size, t] = action.numpy()
@@ -110,11 +122,15 @@ def token_log_probs(
     allowed: np.ndarray | None = None,
     temperature: float = 1.0,
     batch_size: int = 8192,
+    form: FormLayout | None = None,
 ) -> np.ndarray:
     """(N, T) log p_model(token_t | history) of melodies, conditioned and masked exactly as :func:`sample_tokens`
     samples them: the history starts with the primer, ``allowed`` (T, V) renormalises each step's distribution,
-    and ``temperature`` divides the logits (the sampler's own distribution at that temperature)."""
+    and ``temperature`` divides the logits (the sampler's own distribution at that temperature). ``form``
+    masks each step by the melody's own earlier tokens, as sampling under that strict form does."""
     mask = None if allowed is None else torch.from_numpy(np.asarray(allowed, dtype=bool))
+    if form is not None:
+        _check_form(form, np.shape(tokens)[1], allowed)
     device = _device_of(model)
     rows = []
     for begin in range(0, len(tokens), batch_size):
@@ -122,7 +138,11 @@ def token_log_probs(
         prefix = history_prefix(model, len(chunk), primer, device)
         logits, _ = model(torch.cat([prefix, chunk[:, :-1]], dim=1))
         log_probs = torch.log_softmax(logits[:, prefix.shape[1] - 1 :] / temperature, dim=-1)
-        log_probs = mask_log_probs(log_probs, None if mask is None else mask[: chunk.shape[1]])
+        if form is not None:
+            sequence_mask = form_allowed_sequences(chunk.cpu().numpy(), form, log_probs.shape[-1], allowed)
+            log_probs = mask_log_probs(log_probs, torch.from_numpy(sequence_mask))
+        else:
+            log_probs = mask_log_probs(log_probs, None if mask is None else mask[: chunk.shape[1]])
         rows.append(log_probs.gather(-1, chunk.unsqueeze(-1)).squeeze(-1).double().cpu().numpy())
     return np.concatenate(rows) if rows else np.zeros((0, np.shape(tokens)[1]))
 
@@ -131,3 +151,12 @@ def _device_of(model) -> torch.device:
     """The device of the model's weights (the CPU for a model without any)."""
     parameter = next(iter(getattr(model, "parameters", lambda: iter(()))()), None)
     return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _check_form(form: FormLayout, length: int, allowed: np.ndarray | None) -> None:
+    if form.length != length:
+        raise FormError(
+            f"the strict form {form.form} is laid out on {form.length} steps, but the melodies have {length}; "
+            f"lay it out on --length {length}"
+        )
+    check_form_constraints(form, allowed)

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import numpy as np
 from notetune.pretrained.encoding import canonicalize
 from notetune.pretrained.errors import UserInputError
+from notetune.pretrained.form import FormLayout
+from notetune.pretrained.meter import DEFAULT_METER, Meter
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, Vocabulary
 from notetune.rewards import Key, table1_statistics
 from notetune.rewards.metrics import (
@@ -30,7 +32,16 @@ from notetune.rewards.metrics import (
     rhythm_statistics,
 )
 from notetune.rewards.reward_set import RewardSet
-from notetune.rewards.statistics import table1_counts
+from notetune.rewards.statistics import STATISTICS, table1_counts
+from notetune.rewards.structure import (
+    DEFAULT_PHRASE_BARS,
+    detect_forms,
+    form_compliance_counts,
+    form_shares,
+    phrase_similarity,
+    structure_counts,
+    windowed_table1_counts,
+)
 
 COPY_NS = tuple(range(4, 17))
 """Phrase lengths (notes) of the corpus copy rates; ``copy_rate_8gram`` is the headline."""
@@ -43,6 +54,13 @@ PLAGIARISM_STEPS = 16
 """A melody is flagged when a copied phrase spans this many steps (a 4/4 bar of 16ths)."""
 MAX_SET_SIZE = 100
 """Diversity is judged within sets of this many melodies (fewer when there are under ten such sets)."""
+TABLE1_LENGTH = 32
+"""Table 1 describes compositions of this many steps; longer pieces are scored on bar-aligned windows."""
+TABLE1_WINDOW_BARS = 2
+"""Bars per window of Table 1 on long pieces (two 4/4 bars = RL Tuner's 32 steps)."""
+FORM_SHARE_PREFIX = "detected_form_"
+SHOWN_FORMS = 6
+"""Detected forms kept as metrics (the most common of each set; the JSON's ``structure`` holds them all)."""
 
 Kind = Literal["rate", "figure"]
 Ratio = tuple[np.ndarray, np.ndarray]
@@ -54,6 +72,7 @@ GROUPS = {
     "novelty": "Novelty against the corpus",
     "diversity": "Diversity",
     "pitch_rhythm": "Pitch and rhythm (MusPy names)",
+    "structure": "Structure of long pieces (bars of the meter)",
 }
 
 
@@ -166,6 +185,30 @@ METRICS: dict[str, MetricInfo] = {
         },
         percent=("scale_consistency",),
     ),
+    **_group(
+        "structure",
+        {
+            "bar_repeated_exact": ("rate", "bars (after the first) equal to an earlier bar of the piece"),
+            "bar_repeated_transposed": (
+                "rate",
+                "bars (after the first) equal to an earlier bar, transposition allowed",
+            ),
+            "distinct_bars": ("figure", "different bars per piece"),
+            "phrase_cadences": (
+                "rate",
+                "phrase ends whose last note lasts a quarter on degree 1, 3 or 5",
+            ),
+            "ends_on_tonic": ("rate", "pieces whose last note is a tonic lasting a quarter, sounding to the end"),
+            "unique_climax": ("rate", "pieces with a single highest note"),
+            "climax_in_second_half": ("rate", "pieces with a single highest note in their second half"),
+            "returns_agree": (
+                "rate",
+                "pieces whose returning phrases each agree with the first phrase of their letter on ≥ 75% of steps",
+            ),
+            "contrasts_differ": ("rate", "pieces whose new letters each agree with earlier letters on < 75% of steps"),
+            "form_followed": ("rate", "pieces that follow the form (returns agree and contrasts differ)"),
+        },
+    ),
 }
 """Every metric, in display order (plus ``reward_<name>``: see :func:`metric_info`)."""
 
@@ -179,6 +222,9 @@ def metric_info(name: str) -> MetricInfo:
     if name.startswith(REWARD_TERM_PREFIX):
         term = name[len(REWARD_TERM_PREFIX) :]
         return MetricInfo("reward", "figure", f"reward term '{term}' summed over a composition (unweighted)")
+    if name.startswith(FORM_SHARE_PREFIX):
+        form = name[len(FORM_SHARE_PREFIX) :]
+        return MetricInfo("structure", "rate", f"pieces whose phrases are labelled {form} by similarity", True)
     raise KeyError(f"unknown metric '{name}'")
 
 
@@ -234,6 +280,10 @@ class Evaluation:
     """Signed intervals −12..+12 between consecutive notes (wider ones in the end bins)."""
     settings: dict[str, Any] = field(default_factory=dict)
     vocab: Vocabulary = DEFAULT_VOCABULARY
+    structure: dict[str, Any] = field(default_factory=dict)
+    """Long pieces: ``meter``, ``bar_similarity`` (bars × bars, the mean over pieces of the bar-level
+    :func:`~notetune.rewards.structure.phrase_similarity`), ``phrase_steps`` and ``detected_forms`` (every
+    form's share); empty for pieces under two bars."""
 
     def figures(self) -> dict[str, float]:
         """Every figure by name, one float each: Table 1 (including ``distinct_melodies``) and every metric.
@@ -253,11 +303,22 @@ class Evaluation:
             "table1": {name: _json_float(value) for name, value in self.table1.items()},
             "pitch_class_counts": self.pitch_class_counts.astype(int).tolist(),
             "interval_counts": {str(i - 12): int(c) for i, c in enumerate(self.interval_counts)},
+            "structure": _json_ready(self.structure),
         }
 
 
 def _json_float(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return np.round(value, 4).tolist()
+    if isinstance(value, float | np.floating):
+        return _json_float(float(value))
+    return value
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -281,8 +342,18 @@ def evaluate_tokens(
     resamples: int = 1000,
     seed: int = 0,
     settings: dict[str, Any] | None = None,
+    meter: Meter | str = DEFAULT_METER,
+    form: FormLayout | None = None,
+    phrase_bars: int | None = None,
 ) -> Evaluation:
     """All metrics of (N, T) melodies.
+
+    Pieces of at least two bars of ``meter`` add the structure metrics (bar repetition, distinct bars,
+    cadences at the ends of phrases of ``phrase_bars`` bars — default: a quarter of the piece —, the tonic
+    ending, the climax, the share of each detected form); with ``form`` (its layout) also whether each piece
+    follows it. Pieces longer than :data:`TABLE1_LENGTH` steps have their Table 1 statistics computed on
+    bar-aligned windows of :data:`TABLE1_WINDOW_BARS` bars (:func:`windowed_table1_counts`;
+    ``settings["table1_windows"]`` says so), since RL Tuner's rules describe two-bar compositions.
 
     ``prior_log_probs`` (N, T), log p_prior of each token, adds ``log_prior_per_token``; with
     ``model_log_probs`` (log-probabilities under the model that sampled them) also ``kl_per_token`` and
@@ -305,8 +376,21 @@ def evaluate_tokens(
     steps = np.full(count, float(length))
     ones = np.ones(count)
 
-    table1 = table1_statistics(tokens, key=key, vocab=vocab, paper_token_order=paper_token_order)
-    per_melody = dict(table1_counts(tokens, key, vocab, paper_token_order))
+    meter = Meter.parse(meter, vocab)
+    table1_windows = None
+    if length > TABLE1_LENGTH and meter.bars(length) >= TABLE1_WINDOW_BARS:
+        per_melody = dict(windowed_table1_counts(tokens, meter, key, vocab, TABLE1_WINDOW_BARS, paper_token_order))
+        table1 = {name: ratio(*per_melody[name]) for name in STATISTICS if name in per_melody}
+        table1["distinct_melodies"] = float(len(np.unique(tokens, axis=0)) / count)
+        table1 = {name: float(table1[name]) for name in STATISTICS}
+        window = TABLE1_WINDOW_BARS * meter.steps_per_bar
+        table1_windows = (
+            f"bar-aligned {TABLE1_WINDOW_BARS}-bar windows of {window} steps ({meter}), "
+            f"{length // window} per piece; distinct_melodies over whole pieces"
+        )
+    else:
+        table1 = table1_statistics(tokens, key=key, vocab=vocab, paper_token_order=paper_token_order)
+        per_melody = dict(table1_counts(tokens, key, vocab, paper_token_order))
     if prior_log_probs is not None:
         prior_log_probs = _check_log_probs(prior_log_probs, tokens, "prior_log_probs")
         per_melody["log_prior_per_token"] = (prior_log_probs.sum(axis=1), steps)
@@ -323,6 +407,10 @@ def evaluate_tokens(
         per_melody.update(_novelty(corpus_index, tokens, ones))
     per_melody.update(pitch_statistics(tokens, vocab))
     per_melody.update(rhythm_statistics(tokens, vocab))
+    structure: dict[str, Any] = {}
+    if meter.bars(length) >= 2:
+        structure_figures, structure = _structure(tokens, meter, key, vocab, form, phrase_bars)
+        per_melody.update(structure_figures)
     metrics = _with_intervals(per_melody, "melody", resamples, seed, exact=table1)
 
     set_size = set_size or default_set_size(count)
@@ -339,6 +427,9 @@ def evaluate_tokens(
         "paper_token_order": paper_token_order,
         "diversity_set_size": set_size,
         "bootstrap_resamples": resamples,
+        "meter": str(meter),
+        **({"table1_windows": table1_windows} if table1_windows else {}),
+        **({"form": form.form.text} if form is not None else {}),
         **(settings or {}),
     }
     return Evaluation(
@@ -350,7 +441,43 @@ def evaluate_tokens(
         interval_counts(tokens),
         settings,
         vocab,
+        structure,
     )
+
+
+def _structure(
+    tokens: np.ndarray,
+    meter: Meter,
+    key: Key,
+    vocab: Vocabulary,
+    form: FormLayout | None,
+    phrase_bars: int | None,
+) -> tuple[dict[str, Ratio], dict[str, Any]]:
+    """The structure metrics' per-piece counts, and the bar-level picture of the set for the report."""
+    bar = meter.steps_per_bar
+    bars = meter.bars(tokens.shape[1])
+    if form is not None:
+        phrase_steps = form.phrase_steps
+    else:
+        phrase_steps = (phrase_bars or max(1, bars // 4)) * bar
+    cadence_bars = phrase_steps // bar if phrase_steps % bar == 0 else (phrase_bars or DEFAULT_PHRASE_BARS)
+    counts = dict(structure_counts(tokens, meter, key, vocab, cadence_bars))
+    picture: dict[str, Any] = {
+        "meter": str(meter),
+        "steps_per_bar": bar,
+        "bars": bars,
+        "bar_similarity": phrase_similarity(tokens[:, : bars * bar], bar, vocab).mean(axis=0),
+        "phrase_steps": phrase_steps,
+    }
+    if tokens.shape[1] // phrase_steps >= 2:
+        shares = form_shares(detect_forms(tokens, phrase_steps, vocab))
+        picture["detected_forms"] = {name: float(numerator.mean()) for name, (numerator, _) in shares.items()}
+        for name in list(shares)[:SHOWN_FORMS]:
+            counts[FORM_SHARE_PREFIX + name] = shares[name]
+    if form is not None:
+        counts.update(form_compliance_counts(tokens, form, vocab))
+        picture["form"] = form.form.text
+    return counts, picture
 
 
 def music_reward_per_composition(

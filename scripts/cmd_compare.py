@@ -9,6 +9,7 @@ from pathlib import Path
 
 from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
 from notetune.agents.sources import SampleSource, load_corpus_melodies, load_prior, load_source
+from notetune.pretrained.piece import PieceFields, piece_from_config
 from notetune.rewards.evaluation import default_set_size
 
 from . import config
@@ -17,7 +18,7 @@ from .report_text import format_table
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(PieceFields):
     """Settings of `notetune compare` (the sample sets themselves are positional arguments)."""
 
     out: str = "out/report"
@@ -26,8 +27,6 @@ class CompareConfig:
     """Melodies per model (sampled) or corpus (random windows); files give at most this many."""
     seed: int = 0
     """Sampling seed, the same for every model, so sample i of each column shares a random stream."""
-    length: int = 32
-    """Steps per sampled melody and corpus window."""
     temperature: float = 1.0
     """Sampling temperature of every model."""
     labels: list[str] = field(default_factory=list)
@@ -82,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.sources:
         if spec != "default" and not Path(spec).exists():
             raise UserError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
+    piece = piece_from_config(cfg)
     started = time.perf_counter()
     # A sweep directory adds its summary table and Pareto plot, and its best trial's model as a column.
     sections, specs, labels = [], [], []
@@ -104,11 +104,12 @@ def run(args: argparse.Namespace) -> int:
         load_source(
             spec,
             num=cfg.num,
-            length=cfg.length,
+            length=piece.length,
             seed=cfg.seed,
             temperature=cfg.temperature,
             label=labels[i],
             key=cfg.key,
+            form=piece.strict_layout,
         )
         for i, spec in enumerate(specs)
     ]
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             paper_token_order=cfg.paper_token_order,
             resamples=cfg.resamples,
             seed=cfg.seed,
+            piece=piece,
         )
         for s in sources
     ]

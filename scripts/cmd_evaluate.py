@@ -10,6 +10,7 @@ from pathlib import Path
 
 from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
 from notetune.agents.sources import load_corpus_melodies, load_prior, load_source
+from notetune.pretrained.piece import PieceFields, piece_from_config
 
 from . import config
 from .cli import UserError
@@ -17,7 +18,7 @@ from .report_text import format_table
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(PieceFields):
     """Settings of `notetune evaluate`."""
 
     model: str | None = None
@@ -28,8 +29,6 @@ class EvaluateConfig:
     """Melodies to sample from the model (or at most to read from --samples; 0 = all)."""
     seed: int = 0
     """Sampling seed (and bootstrap seed)."""
-    length: int = 32
-    """Steps per sampled melody (and per corpus window)."""
     temperature: float = 1.0
     """Sampling temperature of the model."""
     key: str | None = None
@@ -68,10 +67,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
     if cfg.samples is None and spec != "default" and not Path(spec).exists():
         raise UserError(f"model {spec} not found (give a checkpoint or run directory, or 'default')")
-    if cfg.length < 8:
-        raise config.ConfigError(f"--length must be at least 8 (one bar of 16th notes), got {cfg.length}")
+    piece = piece_from_config(cfg)
     source = load_source(
-        spec, num=cfg.num or None, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature, key=cfg.key
+        spec,
+        num=cfg.num or None,
+        length=piece.length,
+        seed=cfg.seed,
+        temperature=cfg.temperature,
+        key=cfg.key,
+        form=piece.strict_layout,
     )
     reward = reward_spec_for(cfg.reward, [source])
     rewards = None
@@ -87,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         paper_token_order=cfg.paper_token_order,
         resamples=cfg.resamples,
         seed=cfg.seed,
+        piece=piece,
     )
     evaluation.settings["reward"] = None if reward is None else {"spec": reward[0], "weights": reward[1]}
     print(format_table([evaluation]))
@@ -95,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         f"\n{len(source.tokens):,} melodies from {spec} evaluated in {seconds:.1f} s "
         f"(diversity within sets of {evaluation.settings['diversity_set_size']}; intervals: 95% bootstrap)"
     )
+    if evaluation.settings.get("table1_windows"):
+        print(f"Table 1 of these long pieces: on {evaluation.settings['table1_windows']}")
     if cfg.json:
         path = Path(cfg.json)
         path.parent.mkdir(parents=True, exist_ok=True)

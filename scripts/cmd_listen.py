@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from notetune.agents.sources import load_source
+from notetune.pretrained.piece import PieceFields, piece_from_config
 
 from . import config
 from .cli import UserError
@@ -17,7 +18,7 @@ from .listening import KEY_FILE, export_listening_test, listening_preferences, s
 
 
 @dataclass
-class ListenExportConfig:
+class ListenExportConfig(PieceFields):
     """Settings of `notetune listen export A B` (A and B: models, samples files, MIDI folders or the
     corpus)."""
 
@@ -27,8 +28,6 @@ class ListenExportConfig:
     """Pairs to judge (melody i of A against melody i of B)."""
     seed: int = 0
     """Sampling seed for models (the same for both) and the seed of the randomised order."""
-    length: int = 32
-    """Steps per sampled melody or corpus window."""
     temperature: float = 1.0
     """Sampling temperature of models."""
 
@@ -70,11 +69,21 @@ def run_export(args: argparse.Namespace) -> int:
     cfg = config.from_args(ListenExportConfig, args, args.config)
     if cfg.pairs < 1:
         raise config.ConfigError("--pairs must be at least 1")
+    piece = piece_from_config(cfg)
     sources = []
     for spec in (args.a, args.b):
         if spec != "default" and not Path(spec).exists():
             raise UserError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
-        sources.append(load_source(spec, num=cfg.pairs, length=cfg.length, seed=cfg.seed, temperature=cfg.temperature))
+        sources.append(
+            load_source(
+                spec,
+                num=cfg.pairs,
+                length=piece.length,
+                seed=cfg.seed,
+                temperature=cfg.temperature,
+                form=piece.strict_layout,
+            )
+        )
     page = export_listening_test(sources[0], sources[1], cfg.out, cfg.pairs, cfg.seed)
     print(
         f"wrote a blind test of {cfg.pairs} pairs: open {page} in a browser; the answers download as JSON.\n"

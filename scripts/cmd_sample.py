@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint
 from notetune.pretrained.constraints import control_inputs, format_primer
 from notetune.pretrained.export import FORMATS, export_melodies
+from notetune.pretrained.piece import PieceFields, piece_from_config
 from notetune.pretrained.sampling import sample_tokens
 from notetune.pretrained.transpose import PRIOR_KEY, key_transposition, transpose_model
 from notetune.rewards.keys import Key
@@ -17,7 +18,7 @@ from . import config
 
 
 @dataclass
-class SampleConfig:
+class SampleConfig(PieceFields):
     """Settings of `notetune sample`."""
 
     model: str = "default"
@@ -28,8 +29,6 @@ class SampleConfig:
     """Output directory."""
     seed: int = 0
     """Random seed (same seed, same melodies)."""
-    length: int = 32
-    """Steps (16th notes) per melody."""
     temperature: float = 1.0
     """Softmax temperature (below 1 is more conservative)."""
     format: str = "midi"
@@ -66,13 +65,23 @@ def run(args: argparse.Namespace) -> int:
     key = Key.parse(cfg.key) if cfg.key else model_key
     semitones = key_transposition(model_key, key)
     model = transpose_model(model, semitones)
-    if cfg.num < 1 or cfg.length < 1:
-        raise config.ConfigError(f"--num and --length must be at least 1 (got {cfg.num} and {cfg.length})")
+    piece = piece_from_config(cfg, model.vocab)
+    if cfg.num < 1:
+        raise config.ConfigError(f"--num must be at least 1 (got {cfg.num})")
     if not cfg.temperature > 0:
         raise config.ConfigError(f"--temperature must be positive, got {cfg.temperature} (e.g. --temperature 1.0)")
-    primer, allowed = control_inputs(cfg.primer, cfg.constraint, cfg.length, model.vocab)
+    primer, allowed = control_inputs(cfg.primer, cfg.constraint, piece.length, model.vocab)
     started = time.perf_counter()
-    tokens = sample_tokens(model, cfg.num, cfg.length, cfg.temperature, cfg.seed, primer=primer, allowed=allowed)
+    tokens = sample_tokens(
+        model,
+        cfg.num,
+        piece.length,
+        cfg.temperature,
+        cfg.seed,
+        primer=primer,
+        allowed=allowed,
+        form=piece.strict_layout,
+    )
     seconds = time.perf_counter() - started
     export_melodies(
         tokens,
@@ -85,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             "model": str(find_checkpoint(cfg.model)),
             "seed": cfg.seed,
             "temperature": cfg.temperature,
-            "length": cfg.length,
+            **piece.settings(),
             "key": str(key),
             "transposed_semitones": semitones,
             "primer": format_primer(primer, model.vocab),
@@ -98,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if allowed is not None:
         control.append(f"under {len(cfg.constraint)} constraint(s)")
     print(
-        f"sampled {cfg.num} melodies × {cfg.length} steps {', '.join(control)} in {seconds:.2f} s "
-        f"({cfg.num * cfg.length / max(seconds, 1e-9):,.0f} tokens/s); wrote {cfg.out} ({', '.join(formats)})"
+        f"sampled {cfg.num} melodies × {piece.describe()} {', '.join(control)} in {seconds:.2f} s "
+        f"({cfg.num * piece.length / max(seconds, 1e-9):,.0f} tokens/s); wrote {cfg.out} ({', '.join(formats)})"
     )
     return 0

@@ -47,6 +47,11 @@ img.plot { max-width: 100%; display: block; margin: 0.8rem 0; }
 .sample-grid h3 { margin: 0.5rem 0 0; }
 figure.sample { margin: 0; padding: 0.5rem; border: 1px solid #e4e4e4; border-radius: 6px; }
 figure.sample img { width: 100%; }
+figure.sample .roll { overflow-x: auto; }
+figure.sample img.long-roll { width: auto; max-width: none; height: 170px; }
+.structure-grid { display: flex; flex-wrap: wrap; gap: 1rem; }
+.structure-grid figure { margin: 0; }
+.structure-grid img { width: 360px; }
 figure.sample audio { width: 100%; margin-top: 0.3rem; }
 figcaption { font-size: 0.8rem; color: #444; }
 dl.definitions dt { font-family: monospace; margin-top: 0.4rem; }
@@ -63,6 +68,8 @@ class ShownSample:
     midi: str
     musicxml: str
     audio: str | None
+    long: bool = False
+    """Wider than a column: the page scrolls it horizontally."""
 
 
 def slug(text: str) -> str:
@@ -81,11 +88,12 @@ def export_shown_samples(
     directory = out / "samples" / folder
     directory.mkdir(parents=True, exist_ok=True)
     key = evaluation.settings.get("key")
+    steps_per_bar = evaluation.structure.get("steps_per_bar")
     shown, renderers = [], set()
     for index in range(min(count, len(evaluation.tokens))):
         melody = evaluation.tokens[index]
         stem = directory / f"sample_{index:02d}"
-        report_plots.plot_piano_roll(melody, stem.with_suffix(".png"), evaluation.vocab, color)
+        report_plots.plot_piano_roll(melody, stem.with_suffix(".png"), evaluation.vocab, color, steps_per_bar)
         write_midi(melody, stem.with_suffix(".mid"), evaluation.vocab)
         write_musicxml(melody, stem.with_suffix(".musicxml"), evaluation.vocab, key)
         audio_file = None
@@ -100,6 +108,7 @@ def export_shown_samples(
                 relative + ".mid",
                 relative + ".musicxml",
                 None if audio_file is None else relative + ".wav",
+                len(melody) > report_plots.SHORT_ROLL_STEPS,
             )
         )
     return shown, renderers
@@ -130,6 +139,10 @@ def write_report(
         "intervals": report_plots.plot_interval_histogram(evaluations, out / "plots" / "intervals.png"),
         "pitch_classes": report_plots.plot_pitch_class_histogram(evaluations, out / "plots" / "pitch_classes.png"),
     }
+    for i, evaluation in enumerate(evaluations):
+        if "bar_similarity" in evaluation.structure:
+            path = out / "plots" / f"bar_similarity_{i}-{slug(evaluation.label)}.png"
+            plots[f"bar_similarity:{evaluation.label}"] = report_plots.plot_bar_similarity(evaluation, path)
     shown: dict[str, list[ShownSample]] = {}
     renderers: set[str] = set()
     for i, evaluation in enumerate(evaluations):
@@ -199,8 +212,10 @@ def render_page(
         'for multiple comparisons; <span style="color:#b00020;font-weight:600">red</span> '
         f"when p &lt; {SIGNIFICANCE}. "
         "Hover a metric for its definition.</p>",
+        _table1_note(evaluations),
         _metric_table(evaluations, p_values),
         *sections,
+        _structure_section(evaluations, plots),
         "<h2>Distributions</h2>",
         f'<img class="plot" src="{e(plots["distributions"])}" alt="box plots of per-melody figures">',
         "<h2>Intervals and pitch classes</h2>",
@@ -213,6 +228,46 @@ def render_page(
     parts.append(_samples_grid(evaluations, shown))
     parts += ["<h2>Definitions</h2>", _definitions(evaluations), "</body></html>"]
     return "\n".join(parts) + "\n"
+
+
+def _table1_note(evaluations: list[Evaluation]) -> str:
+    """Says how Table 1 was computed when a set's pieces are longer than RL Tuner's 32 steps."""
+    windowed = [(ev.label, ev.settings["table1_windows"]) for ev in evaluations if ev.settings.get("table1_windows")]
+    if not windowed:
+        return ""
+    e = html.escape
+    items = "; ".join(f"{e(label)}: {e(text)}" for label, text in windowed)
+    return (
+        '<p class="note" id="table1-windows">Table 1 of pieces longer than 32 steps is computed on bar-aligned '
+        f"windows, each scored as one composition and pooled per piece ({items}).</p>"
+    )
+
+
+def _structure_section(evaluations: list[Evaluation], plots: dict[str, str]) -> str:
+    """Per set, the bar-level self-similarity matrix (mean over pieces) and the most common detected forms."""
+    e = html.escape
+    figures = []
+    for evaluation in evaluations:
+        image = plots.get(f"bar_similarity:{evaluation.label}")
+        if image is None:
+            continue
+        forms = evaluation.structure.get("detected_forms", {})
+        top = ", ".join(f"{e(name)} {100 * share:.1f}%" for name, share in list(forms.items())[:4])
+        figures.append(
+            f'<figure><img src="{e(image)}" alt="bar self-similarity of {e(evaluation.label)}">'
+            f"<figcaption>{e(evaluation.label)}"
+            + (f" · detected forms: {top}" if top else "")
+            + "</figcaption></figure>"
+        )
+    if not figures:
+        return ""
+    return (
+        "<h2>Structure</h2>"
+        '<p class="note">Bar-level self-similarity: for every two bars, the share of steps on which they agree '
+        "(transposition allowed, rhythm counted), averaged over the set's pieces. Bright off-diagonal cells are "
+        "bars that return.</p>"
+        '<div class="structure-grid">' + "".join(figures) + "</div>"
+    )
 
 
 def _sources_table(evaluations: list[Evaluation]) -> str:
@@ -295,7 +350,9 @@ def _renderer_note(renderers: set[str]) -> str:
 def _samples_grid(evaluations: list[Evaluation], shown: dict[str, list[ShownSample]]) -> str:
     """One column per sample set, one row per sample index, so sample i of every set sits side by side."""
     e = html.escape
-    cells = [f'<div class="sample-grid" style="grid-template-columns: repeat({len(evaluations)}, 290px)">']
+    long = any(sample.long for samples in shown.values() for sample in samples)
+    width = 560 if long else 290
+    cells = [f'<div class="sample-grid" style="grid-template-columns: repeat({len(evaluations)}, {width}px)">']
     cells += [f"<h3>{e(evaluation.label)}</h3>" for evaluation in evaluations]
     for row in range(max(len(samples) for samples in shown.values())):
         for evaluation in evaluations:
@@ -308,8 +365,10 @@ def _samples_grid(evaluations: list[Evaluation], shown: dict[str, list[ShownSamp
 def _sample_figure(sample: ShownSample) -> str:
     e = html.escape
     audio = f'<audio controls preload="auto" src="{e(sample.audio)}"></audio>' if sample.audio else ""
+    image = f'<img src="{e(sample.piano_roll)}" alt="piano roll of sample {sample.index}"'
+    image = f'<div class="roll">{image} class="long-roll"></div>' if sample.long else image + ">"
     return (
-        f'<figure class="sample"><img src="{e(sample.piano_roll)}" alt="piano roll of sample {sample.index}">'
+        f'<figure class="sample">{image}'
         f'{audio}<figcaption>sample {sample.index} · <a href="{e(sample.midi)}">MIDI</a> · '
         f'<a href="{e(sample.musicxml)}">MusicXML</a></figcaption></figure>'
     )

@@ -116,13 +116,24 @@ def plot_pitch_class_histogram(evaluations: list[Evaluation], path: Path) -> Pat
     return _save(figure, path)
 
 
+SHORT_ROLL_STEPS = 32
+"""Piano rolls of up to this many steps are 4 inches wide; longer ones keep the same inches per step."""
+
+
 def plot_piano_roll(
-    tokens: np.ndarray, path: Path, vocab: Vocabulary = DEFAULT_VOCABULARY, color: str = COLORS[0]
+    tokens: np.ndarray,
+    path: Path,
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    color: str = COLORS[0],
+    steps_per_bar: int | None = None,
 ) -> Path:
-    """One melody as a piano roll: a bar per note (pitch × time), beat and bar lines, the C's named."""
+    """One melody as a piano roll: a bar per note (pitch × time), beat and bar lines, the C's named.
+
+    Long melodies get a proportionally wider figure (the report scrolls it); ``steps_per_bar`` places the
+    bar lines (default: 4/4)."""
     notes = tokens_to_notes(tokens, vocab)
     length = len(tokens)
-    figure = Figure(figsize=(4.0, 1.7))
+    figure = Figure(figsize=(4.0 * max(1.0, length / SHORT_ROLL_STEPS), 1.7))
     axis = figure.subplots()
     pitches = [n.pitch for n in notes] or [60]
     low, high = min(pitches) - 1.5, max(pitches) + 1.5
@@ -131,8 +142,9 @@ def plot_piano_roll(
             Rectangle((note.start, note.pitch - 0.4), note.end - note.start, 0.8, color=color, ec="black", lw=0.5)
         )
     beat = vocab.steps_per_quarter
+    bar = steps_per_bar or 4 * beat
     for step in range(0, length + 1, beat):
-        downbeat = step % (4 * beat) == 0
+        downbeat = step % bar == 0
         axis.axvline(step, color="black" if downbeat else "0.85", lw=1.2 if downbeat else 0.8, zorder=0)
     axis.set_xlim(0, length)
     axis.set_ylim(low, high)
@@ -141,7 +153,26 @@ def plot_piano_roll(
     c_notes = {p for p in range(min(pitches), max(pitches) + 1) if p % 12 == 0}
     named = sorted(extremes | {c for c in c_notes if all(abs(c - e) >= 3 for e in extremes)})
     axis.set_yticks(named, [f"{PITCH_CLASS_NAMES[p % 12]}{p // 12 - 1}" for p in named])
-    axis.set_xticks(range(0, length + 1, 4 * beat))
+    axis.set_xticks(range(0, length + 1, bar))
     axis.tick_params(labelsize=8)
     axis.set_xlabel("16th-note step", fontsize=8)
+    return _save(figure, path)
+
+
+def plot_bar_similarity(evaluation: Evaluation, path: Path, color_map: str = "viridis") -> Path:
+    """The set's bar-level self-similarity matrix: the share of agreeing steps between every two bars,
+    averaged over the pieces (:func:`~notetune.rewards.structure.phrase_similarity` at bar length)."""
+    matrix = np.asarray(evaluation.structure["bar_similarity"], dtype=np.float64)
+    bars = matrix.shape[0]
+    figure = Figure(figsize=(3.6, 3.1))
+    axis = figure.subplots()
+    image = axis.imshow(matrix, vmin=0.0, vmax=1.0, cmap=color_map, origin="upper")
+    ticks = range(0, bars, max(1, bars // 8))
+    axis.set_xticks(list(ticks), [str(i + 1) for i in ticks], fontsize=8)
+    axis.set_yticks(list(ticks), [str(i + 1) for i in ticks], fontsize=8)
+    axis.set_xlabel("bar", fontsize=8)
+    axis.set_ylabel("bar", fontsize=8)
+    axis.set_title(f"{evaluation.label}: bar self-similarity", fontsize=9)
+    colorbar = figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    colorbar.ax.tick_params(labelsize=7)
     return _save(figure, path)

@@ -7,6 +7,7 @@ import math
 from notetune.rewards import PAPER_TABLE1
 from notetune.rewards.evaluation import (
     COPY_NS,
+    FORM_SHARE_PREFIX,
     GROUPS,
     METRICS,
     PRINTED_COPY_NS,
@@ -56,6 +57,11 @@ def shown_metrics(evaluations: list[Evaluation]) -> list[str]:
             shown.append(name)
         if name == "music_reward":  # each reward term's sum follows the weighted total
             shown.extend(dict.fromkeys(terms))
+    forms = list(dict.fromkeys(n for e in evaluations for n in e.metrics if n.startswith(FORM_SHARE_PREFIX)))
+    if forms:  # detected forms close the structure group
+        structure = [i for i, name in enumerate(shown) if name in METRICS and METRICS[name].group == "structure"]
+        at = structure[-1] + 1 if structure else len(shown)
+        shown[at:at] = forms
     return shown
 
 

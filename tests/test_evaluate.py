@@ -22,8 +22,11 @@ def corpus_windows(tiny_corpus_path):
 def test_every_interval_contains_its_estimate(tiny_prior_dir, tiny_corpus_path):
     source = load_source(tiny_prior_dir, num=300, seed=1)
     evaluation = evaluate_source(source, prior=load_prior(tiny_prior_dir), corpus=tiny_corpus_path, resamples=300)
-    # a model with prior and corpus gets every metric (music_reward needs a reward set)
-    assert set(evaluation.metrics) == set(METRICS) - {"music_reward"}
+    # a model with prior and corpus gets every metric (music_reward needs a reward set, form compliance a form;
+    # the structure group adds the share of each detected form)
+    named = {name for name in evaluation.metrics if not name.startswith("detected_form_")}
+    assert named == set(METRICS) - {"music_reward", "returns_agree", "contrasts_differ", "form_followed"}
+    assert {"detected_form_AB", "detected_form_AA"} & set(evaluation.metrics)
     for name, metric in evaluation.metrics.items():
         if math.isfinite(metric.value):
             assert metric.low - 1e-12 <= metric.value <= metric.high + 1e-12, name

@@ -115,7 +115,8 @@ def test_compare_writes_one_self_contained_page(report, capsys):
     assert links and not [link for link in links if re.match(r"[a-z]+:|/", link)], "only relative links"
     for link in links:
         assert (report / link).is_file(), f"{link} is missing"
-    assert len(re.findall(r"<audio ", page)) == 6 and len(re.findall(r"<img ", page)) == 3 + 6
+    # 3 plots, one bar self-similarity matrix per set, 2 piano rolls per set
+    assert len(re.findall(r"<audio ", page)) == 6 and len(re.findall(r"<img ", page)) == 3 + 3 + 6
     assert page.count('.mid">MIDI</a>') == 6 and page.count('.musicxml">MusicXML</a>') == 6
     assert "sine-wave synthesis" in page or "fluidsynth and the General MIDI soundfont" in page
     assert "p &lt; 0.05" in page or "p < 0.001" in page
@@ -135,7 +136,7 @@ def test_report_loads_in_headless_chromium(report, tmp_path):
     result, console = check_in_browser(report / "index.html")
     assert result["errors"] == [] and console == []
     assert result["metricRows"] > 30
-    assert len(result["images"]) == 9
+    assert len(result["images"]) == 12
     for image in result["images"]:
         assert image["complete"] and image["width"] > 100, image
     assert len(result["audios"]) == 6

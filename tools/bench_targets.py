@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from notetune.agents.config import TuneConfig
+from notetune.agents.config import TuneConfig, reward_spec
 from notetune.agents.evaluation import evaluate_policy
 from notetune.agents.run import TuneRun
 from notetune.pretrained.checkpoint import load_checkpoint
@@ -97,7 +97,9 @@ def check_targets(targets: list[Target], tuned: dict[str, float], untuned: dict[
 
 def figures(policy, prior, config: TuneConfig, num: int) -> dict[str, float]:
     """The figures of ``num`` compositions of ``policy``, scored with the run's own reward set and weights."""
-    rewards = RewardSet.from_spec(config.reward, config.weights, key=config.key, length=config.length)
+    rewards = RewardSet.from_spec(
+        reward_spec(config, config.length), config.weights, key=config.key, length=config.length
+    )
     return evaluate_policy(
         policy, prior, num=num, length=config.length, seed=2024, key=config.key, rewards=rewards
     ).figures()

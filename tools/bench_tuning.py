@@ -1,15 +1,20 @@
 """Throughput of sampling and of tuning (``python tools/bench_tuning.py --out bench-results/tuning.json``).
 
-- sampling: tokens/s of batched sampling from the shipped prior (target ≥ 100k tokens/s on 2 cores);
+- sampling: tokens/s of batched sampling from the shipped prior (target ≥ 100k tokens/s on 2 cores), at 32 and
+  128 steps, each as a ratio to the raw model's step rate measured in the same run (the model stepped on a
+  batch with no sampling; target ≥ 0.9);
 - tuning: environment steps/s of PPO end to end (rollouts + prior log-probabilities + rewards + updates)
   on the real environment with the `notetune` reward set, and on a do-nothing environment of the same
-  shape in the same run (target ≥ 20k steps/s, and ≥ 60% of the do-nothing figure).
+  shape in the same run (target ≥ 20k steps/s, and ≥ 60% of the do-nothing figure);
+- long pieces: PPO env steps/s at 128 steps with the default long set (`notetune_long`) and with
+  `notetune,form` under a strict AABA form, each as a ratio to the 32-step figure (target ≥ 0.7).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,7 +22,8 @@ import torch
 from notetune.agents.ppo import MelodyPPO
 from notetune.envs import MelodyVecEnv, NullMelodyVecEnv
 from notetune.pretrained.checkpoint import load_checkpoint
-from notetune.pretrained.sampling import sample_tokens
+from notetune.pretrained.form import Form
+from notetune.pretrained.sampling import sample_tokens, warm_start
 from notetune.rewards import RewardSet
 from stable_baselines3.common.logger import configure
 
@@ -35,6 +41,32 @@ def bench_sampling(model, num: int = 100_000, length: int = 32) -> dict:
     }
 
 
+@torch.no_grad()
+def bench_raw_steps(model, batch: int = 4096, length: int = 32, repeats: int = 3) -> float:
+    """Tokens/s of the model alone: ``length`` steps of a ``batch`` of fixed tokens, no sampling (best of
+    ``repeats``), the ceiling of what sampling can reach."""
+    best = 0.0
+    tokens = torch.full((batch,), 2, dtype=torch.long)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        _, state = warm_start(model, batch)
+        for _ in range(length - 1):
+            _, state = model.step(tokens, state)
+        best = max(best, batch * length / (time.perf_counter() - started))
+    return best
+
+
+def bench_sampling_ratio(model, length: int, num: int) -> dict:
+    """Sampling tokens/s at ``length`` and its ratio to the raw step rate measured just before."""
+    raw = bench_raw_steps(model, length=length)
+    sampled = bench_sampling(model, num=num, length=length)
+    return {
+        **sampled,
+        "raw_model_tokens_per_second": round(raw),
+        "ratio_to_raw": round(sampled["tokens_per_second"] / raw, 3),
+    }
+
+
 def bench_ppo(model, env, steps: int) -> float:
     algo = MelodyPPO(env, model, seed=0)
     algo.set_logger(configure(None, []))
@@ -49,8 +81,10 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results/tuning.json")
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--steps", type=int, default=8192 * 40)
+    parser.add_argument("--sampling-tokens", type=int, default=3_200_000, help="tokens per sampling measurement")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(None)
     results = {"sampling": bench_sampling(model)}
     print(f"sampling: {results['sampling']['tokens_per_second']:,} tokens/s (target ≥ 100,000)")
@@ -69,6 +103,37 @@ def main() -> None:
         f"ppo: {real_speed:,.0f} env steps/s with the notetune rewards and the prior (target ≥ 20,000); "
         f"{null_speed:,.0f} on a do-nothing env; ratio {real_speed / null_speed:.2f} (target ≥ 0.6)"
     )
+    results["sampling_by_length"] = {}
+    for length in (32, 128):
+        figures = bench_sampling_ratio(model, length, num=args.sampling_tokens // length)
+        results["sampling_by_length"][str(length)] = figures
+        print(
+            f"sampling at {length} steps: {figures['tokens_per_second']:,} tokens/s, raw model "
+            f"{figures['raw_model_tokens_per_second']:,}; ratio {figures['ratio_to_raw']:.2f} (target ≥ 0.9)"
+        )
+    long_envs = {
+        "notetune_long": MelodyVecEnv(model, RewardSet.from_spec("notetune_long", length=128), args.num_envs, 128),
+        "notetune,form (strict AABA)": MelodyVecEnv(
+            model,
+            RewardSet.from_spec("notetune,form", length=128, form="AABA"),
+            args.num_envs,
+            128,
+            form=Form.parse("AABA").layout(128),
+        ),
+    }
+    results["ppo_by_length"] = {"32 (notetune)": {"steps_per_second": round(real_speed), "ratio_to_32": 1.0}}
+    for name, env in long_envs.items():
+        speed = bench_ppo(model, env, args.steps)
+        results["ppo_by_length"][f"128 ({name})"] = {
+            "steps_per_second": round(speed),
+            "ratio_to_32": round(speed / real_speed, 3),
+        }
+        print(
+            f"ppo at 128 steps, {name}: {speed:,.0f} env steps/s; "
+            f"ratio to 32 steps {speed / real_speed:.2f} (target ≥ 0.7)"
+        )
+    results["load_average"] = list(os.getloadavg())
+    print(f"load average while measuring (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in results['load_average'])}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
