@@ -119,7 +119,7 @@ def resolve_length(
     meter = Meter.parse(meter)
     if bars is not None:
         if isinstance(bars, bool) or not isinstance(bars, int) or not 1 <= bars <= MAX_BARS:
-            raise MeterError(f"bars must be a whole number from 1 to {MAX_BARS}, got {bars!r}")
+            raise MeterError(f"--bars must be a whole number from 1 to {MAX_BARS}, got {bars!r}")
         steps = bars * meter.steps_per_bar
         if length is not None and length != steps:
             raise MeterError(
@@ -129,9 +129,9 @@ def resolve_length(
     if length is None:
         length = 32
     if isinstance(length, bool) or not isinstance(length, int):
-        raise MeterError(f"length must be a whole number of steps, got {length!r}")
+        raise MeterError(f"--length must be a whole number of steps, got {length!r}")
     if length < MIN_LENGTH:
-        raise MeterError(f"length must be at least {MIN_LENGTH} steps, got {length}")
+        raise MeterError(f"--length must be at least {MIN_LENGTH} steps, got {length}")
     if length > meter.max_length:
         raise MeterError(
             f"length {length} is longer than {MAX_BARS} bars of {meter} ({meter.max_length} steps); "

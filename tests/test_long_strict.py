@@ -104,7 +104,7 @@ def test_a_tiny_strict_run_obeys_the_form_in_every_sample_with_kl_zero_at_step_0
 
 
 def test_strict_form_is_refused_where_it_cannot_apply(tmp_path, tiny_prior_dir, tiny_corpus_path):
-    with pytest.raises(TuneError, match="need --algo ppo or a2c"):
+    with pytest.raises(TuneError, match="need --algo ppo, a2c, grpo or rloo"):
         TuneRun(strict_config(tmp_path, tiny_prior_dir, tiny_corpus_path, algo="dqn"))
     with pytest.raises(FormError, match="--form-strict copies the returning phrases of a form; give one too"):
         TuneRun(strict_config(tmp_path, tiny_prior_dir, tiny_corpus_path, form=""))
