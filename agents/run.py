@@ -179,7 +179,8 @@ class TuneRun:
                 config.kl_coef, config.kl_target or None, config.kl_horizon, config.kl_min_beta, config.kl_max_beta
             )
             if config.solver == "distributional" and self.targets.shaping:
-                kl = KLController(1.0, None)  # β = 1: the optimum of reward λ·g is then p_prior·exp(λ·g)
+                # β fixed at 1: the optimum of the reward λ·g is then p_prior·exp(λ·g)
+                kl = KLController(1.0, None, config.kl_horizon)
             common = dict(
                 learning_rate=config.learning_rate,
                 gamma=config.gamma,

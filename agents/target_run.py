@@ -37,6 +37,8 @@ from .targets import (
     with_targets,
 )
 
+RELATIVE_FLOOR = 0.01
+"""Bounds nearer 0 than this (e.g. not_in_key<=0) scale their term as if they were this."""
 PriorSamples = Callable[[int], tuple[np.ndarray, np.ndarray]]
 """num → (tokens (num, T), summed log p_prior (num,)) of the prior's compositions."""
 
@@ -122,14 +124,17 @@ class RunTargets:
         counts = composition_counts(tokens, statistics, setup, index, log_prior if LOG_PRIOR in statistics else None)
         self.scales = denominator_scales(counts)
         self.bounds = {t.name: t.bound(self.baseline) for t in self.shaping}
+        # Each term pays its slack relative to its bound (rate / bound − 1): one set of PID gains then serves
+        # a bound of 0.001 and one of 0.97, and a term is comparable with a music reward of any size.
+        relative = {t.name: max(abs(self.bounds[t.name]), RELATIVE_FLOOR) for t in self.shaping}
         for name, fn in self.rewards._rewards if self.rewards is not None else ():
             target = next((t for t in self.shaping if t.name == name), None)
             if target is not None:  # the term's class holds its bound and scale (see constraint_entries)
                 type(fn).bound = self.bounds[name]
-                type(fn).scale = self.scales[target.statistic]
+                type(fn).scale = self.scales[target.statistic] * relative[name]
         if isinstance(self.solver, DistributionalSolver) and not any(self.solver.multipliers.values()):
             features = constraint_features(tokens, self.shaping, setup, self.baseline, self.scales, log_prior)
-            self.solver.fit(features)
+            self.solver.fit(features / np.array([relative[t.name] for t in self.shaping]))
         self.apply()
 
     def apply(self) -> None:
