@@ -29,7 +29,6 @@ from .targets import (
     LOG_PRIOR,
     NOVELTY,
     Target,
-    check_target_names,
     composition_counts,
     constraint_features,
     denominator_scales,
@@ -88,7 +87,6 @@ class RunTargets:
         for target in parse_targets(novelty, known=figure_names(tuple(reward_names))) if has_corpus else []:
             if target.name not in given:  # a --target on the same side of the statistic overrides the default
                 targets.append(target)
-        check_target_names(targets, figure_names(tuple(reward_names)))
         return cls(
             targets,
             config.solver,

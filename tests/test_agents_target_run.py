@@ -9,13 +9,19 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 from notetune.agents.checkpoints import list_checkpoints
 from notetune.agents.config import TuneConfig
 from notetune.agents.run import TuneError, TuneRun, load_run
 from notetune.agents.selection import CollapseRule, SelectionRule, Watcher
 from notetune.agents.target_run import RunTargets
-from notetune.agents.targets import Target
+from notetune.agents.targets import Target, composition_counts, pooled_statistics
+from notetune.pretrained.corpus import load_corpus
+from notetune.pretrained.sampling import sample_tokens
+from notetune.rewards import RewardSetup
+from notetune.rewards.evaluation import evaluate_tokens
+from notetune.rewards.metrics import NoteNgramIndex
 from notetune.scripts.cli import main
 from tuning import tiny_config
 
@@ -148,6 +154,18 @@ def test_multipliers_survive_sigkill_and_resume(tmp_path, tiny_prior_dir, tiny_c
     record = run.run()
     assert record["steps"] == 40960 and record["resumed_from"]
     assert len(run.targets.history) == 40960 // 512  # one update per rollout over both sessions, none lost
+
+
+def test_the_constraint_counts_are_the_evaluation_figures(tiny_prior, tiny_corpus_path):
+    corpus = load_corpus(tiny_corpus_path)
+    index = NoteNgramIndex.from_flat(corpus.tokens, corpus.offsets)
+    copied = corpus.windows(32, from_start_only=True)[:50]  # openings of corpus melodies: copies
+    tokens = np.concatenate([sample_tokens(tiny_prior, 250, 32, seed=4), copied])
+    names = ["copy_rate_8gram", "plagiarism_rate", "longest_copied_span", "rest_share", "starts_with_tonic"]
+    counts = composition_counts(tokens, names, RewardSetup(length=32, corpus=corpus.melodies()), index)
+    figures = evaluate_tokens(tokens, corpus_index=index, resamples=0).figures()
+    assert pooled_statistics(counts) == pytest.approx({name: figures[name] for name in names})
+    assert 0 < figures["plagiarism_rate"] < 1 and figures["copy_rate_8gram"] > 0
 
 
 def stats(kl: float, tonic: float, rests: float = 0.02) -> dict[str, float]:
