@@ -193,3 +193,18 @@ def test_selection_prefers_more_targets_met_then_less_kl():
     assert watcher.observe(3, stats(0.8, 0.92))["improved"]  # both met, less KL
     assert not watcher.observe(4, stats(0.9, 0.99))["improved"]  # both met, more KL
     assert watcher.best["step"] == 3
+
+
+def test_an_infeasible_target_is_warned_about_in_run_json_and_on_the_console(
+    tmp_path, tiny_prior_dir, tiny_corpus_path, capsys
+):
+    out = tmp_path / "run"
+    args = ["tune", "--prior", tiny_prior_dir, "--corpus", tiny_corpus_path, "--out", str(out), "--length", "8"]
+    args += ["--num-envs", "64", "--steps", "4096", "--eval-every", "4096", "--eval-size", "128"]
+    args += ["--confirm-size", "128", "--threads", "1", "--no-progress", "--novelty-target", "none"]
+    assert main([*args, "--target", "hold_share>=0.99", "--max-multiplier", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    (row,) = json.loads((out / "run.json").read_text())["targets"]["targets"]
+    assert row["infeasible"] and row["multiplier"] == 0.5 and not row["met"]
+    assert "target hold_share>=0.99:" in printed and "MISSED, λ = 0.5" in printed
+    assert "warning: target hold_share>=0.99 looks infeasible" in printed
