@@ -467,6 +467,8 @@ def load_run(directory: str | Path) -> TuneRun:
     data = json.loads(config_path.read_text())
     known = {f.name for f in fields(TuneConfig)}
     config = TuneConfig(**{k: v for k, v in data.items() if k in known})
+    if "novelty_target" not in data:  # a run started before the default novelty targets resumes without them
+        config.novelty_target = []
     config.out = str(directory)
     run = TuneRun(config, resume=True)
     state = load_latest_checkpoint(directory / "checkpoints", run.algorithm.policy, run.algorithm.policy.optimizer)

@@ -17,7 +17,7 @@ from notetune.agents.run import TuneError, TuneRun, load_run
 from notetune.agents.selection import CollapseRule, SelectionRule, Watcher
 from notetune.agents.target_run import RunTargets
 from notetune.agents.targets import Target, composition_counts, pooled_statistics
-from notetune.pretrained.corpus import load_corpus
+from notetune.pretrained.corpus import file_sha256, load_corpus
 from notetune.pretrained.sampling import sample_tokens
 from notetune.rewards import RewardSetup
 from notetune.rewards.evaluation import evaluate_tokens
@@ -208,3 +208,25 @@ def test_an_infeasible_target_is_warned_about_in_run_json_and_on_the_console(
     assert row["infeasible"] and row["multiplier"] == 0.5 and not row["met"]
     assert "target hold_share>=0.99:" in printed and "MISSED, λ = 0.5" in printed
     assert "warning: target hold_share>=0.99 looks infeasible" in printed
+
+
+def test_a_run_from_before_targets_resumes_as_it_was(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    out = tmp_path / "run"
+    TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, steps=2048, checkpoint_every=1024)).run()
+    saved = json.loads((out / "config.json").read_text())
+    for field in ("target", "targets", "novelty_target", "solver", "keep_reward"):
+        del saved[field]
+    (out / "config.json").write_text(json.dumps(saved))
+    for checkpoint in list_checkpoints(out / "checkpoints"):  # state.json as written before TrainingState.targets
+        state = json.loads((checkpoint / "state.json").read_text())
+        del state["targets"]
+        (checkpoint / "state.json").write_text(json.dumps(state))
+        manifest = json.loads((checkpoint / "manifest.json").read_text())
+        manifest["state.json"] = {
+            "bytes": (checkpoint / "state.json").stat().st_size,
+            "sha256": file_sha256(checkpoint / "state.json"),
+        }
+        (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+    run = load_run(out)
+    assert run.resumed_from and run.targets.targets == [] and run.algorithm.num_timesteps == 2048
+    assert not any(name.startswith("target_") for name in run.rewards.names)
