@@ -230,3 +230,14 @@ def test_a_run_from_before_targets_resumes_as_it_was(tmp_path, tiny_prior_dir, t
     run = load_run(out)
     assert run.resumed_from and run.targets.targets == [] and run.algorithm.num_timesteps == 2048
     assert not any(name.startswith("target_") for name in run.rewards.names)
+
+
+def test_a_sweep_varies_target_levels():
+    from notetune.agents.sweep_spec import expand_trials, parse_sweep_spec
+
+    grid = {"grid": {"targets.rest_share": [">=0.8x", ">=0.9x"], "targets.starts_with_tonic": [">=0.9", ">=0.97"]}}
+    trials = expand_trials(parse_sweep_spec(grid))
+    levels = {
+        tuple(str(t) for t in RunTargets.from_config(TuneConfig(**trial.config), [], False).targets) for trial in trials
+    }
+    assert len(levels) == 4 and ("rest_share>=0.9x", "starts_with_tonic>=0.97") in levels
