@@ -59,6 +59,8 @@ class TrainingState:
     """The algorithm's torch RNG state (bytes)."""
     buffers: dict[str, torch.Tensor] = field(default_factory=dict)
     """Tensors outside the policy (a replay buffer)."""
+    targets: dict[str, Any] = field(default_factory=dict)
+    """The target solver's multipliers and their history (empty without targets, and in older checkpoints)."""
     path: str = ""
     """The checkpoint it was read from."""
 
@@ -193,6 +195,7 @@ def load_latest_checkpoint(
             alarms=list(state.get("alarms") or []),
             generator=list(state.get("generator") or []),
             buffers=buffers,
+            targets=dict(state.get("targets") or {}),
             path=str(path),
         )
     return None

@@ -42,6 +42,30 @@ class TuneConfig(PieceFields):
     --form. With --form, the 'form' set is added to the spec."""
     weights: dict[str, float] = field(default_factory=dict)
     """Weight overrides, name → weight (applied after --reward)."""
+    # --- targets (constraints on evaluation figures; see agents/target_run.py)
+    target: list[str] = field(default_factory=list)
+    """Targets the run is tuned to meet, e.g. 'starts_with_tonic>=0.97', 'rest_share>=0.8x' (x: times the untuned
+    model's figure), 'log_prior_per_token>=untuned-0.2'. With targets and no keep_reward, the objective is
+    "closest to the prior (least KL) subject to the targets": the --reward set is dropped."""
+    targets: dict[str, str] = field(default_factory=dict)
+    """TOML's [targets] table, statistic → bound, e.g. starts_with_tonic = ">=0.97" (added to target)."""
+    novelty_target: list[str] = field(default_factory=lambda: ["copy_rate_8gram<=1.0x", "plagiarism_rate<=1.0x"])
+    """Targets every run meets besides its own (through the Lagrangian, music reward kept): copy the corpus no
+    more than the untuned model does, so tuning moves away from imitation. 'none' drops them; skipped with
+    --corpus none."""
+    solver: Literal["lagrangian", "distributional"] = "lagrangian"
+    """How the targets' multipliers are found: lagrangian (PID dual ascent on rollout estimates) or distributional
+    (fitted on the prior's samples at the start; trains with β fixed at 1 toward p_prior·exp(λ·g))."""
+    keep_reward: bool = False
+    """With --target: also maximise the --reward set's music reward (default: only least KL subject to targets)."""
+    target_kp: float = 2.0
+    """Lagrangian: proportional gain of the multipliers' PID update (on the smoothed violation)."""
+    target_ki: float = 2.0
+    """Lagrangian: integral gain (the accumulated violation; what holds a multiplier where the target is met)."""
+    target_kd: float = 0.0
+    """Lagrangian: derivative gain (on the rise of the smoothed violation; damps overshoot)."""
+    max_multiplier: float = 1e3
+    """Cap on every multiplier λ; a target whose λ reaches it is reported infeasible."""
     # --- the compositions
     key: str = "C major"
     """Key and mode the rules judge against, e.g. 'D minor'."""

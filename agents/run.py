@@ -51,6 +51,7 @@ from .config import ALGORITHMS, TuneConfig, reward_spec
 from .evaluation import evaluate_policy
 from .kl import KLController
 from .selection import CollapseRule, SelectionRule, Watcher
+from .target_run import RunTargets, TargetCallback
 
 logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
@@ -107,7 +108,12 @@ class TuneRun:
                 f"corpus {self.corpus_path} uses vocabulary {self.corpus.vocab} but the prior "
                 f"{self.prior_dir} uses {self.prior.vocab}"
             )
-        self.rewards = self.build_rewards()
+        music = self.build_rewards()
+        try:  # targets name evaluation figures: refuse an unknown one (did you mean) before any work
+            self.targets = RunTargets.from_config(config, list(music.weights), self.corpus is not None)
+        except ValueError as error:
+            raise TuneError(str(error)) from None
+        self.rewards = self.targets.add_terms(music)
         self.check_rewards()
         rule = SelectionRule.from_config(config)
         try:
@@ -115,7 +121,12 @@ class TuneRun:
         except ValueError as error:
             raise TuneError(str(error)) from None
         self.watcher = Watcher(
-            rule, CollapseRule.from_config(config), patience=config.patience, stop_on_collapse=config.stop_on_collapse
+            rule,
+            CollapseRule.from_config(config),
+            patience=config.patience,
+            stop_on_collapse=config.stop_on_collapse,
+            targets=self.targets if self.targets.targets else None,
+            least_kl=self.drops_music_reward,
         )
         self.clock = RunClock()
         self.alarms: list[dict[str, Any]] = []
@@ -127,8 +138,14 @@ class TuneRun:
         self.resumed_from: str | None = None
 
     # -------------------------------------------------------------------------------- building
+    @property
+    def drops_music_reward(self) -> bool:
+        """With --target (and no --keep-reward) the objective is least KL subject to the targets alone."""
+        return bool(self.config.target or self.config.targets) and not self.config.keep_reward
+
     def build_rewards(self) -> RewardSet:
-        return RewardSet.from_spec(
+        """The music reward set (empty when the targets replace it); the training set adds the target terms."""
+        rewards = RewardSet.from_spec(
             self.reward_spec,
             self.config.weights,
             key=self.key,
@@ -138,6 +155,14 @@ class TuneRun:
             meter=self.piece.meter,
             form=self.piece.form,
         )
+        return RewardSet([], {}, rewards.setup) if self.drops_music_reward else rewards
+
+    def sample_prior(self, num: int) -> tuple[np.ndarray, np.ndarray]:
+        """``num`` of the prior's compositions and their summed log p_prior (what the targets are fitted on)."""
+        seed = self.config.seed + self.config.eval_seed + 1
+        tokens = sample_tokens(self.prior, num, self.length, seed=seed, primer=self.primer, allowed=self.allowed)
+        log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed)
+        return tokens, np.asarray(log_prior, dtype=np.float64).sum(axis=1)
 
     @property
     def reward_spec(self) -> list[str]:
@@ -173,6 +198,9 @@ class TuneRun:
             kl = KLController(
                 config.kl_coef, config.kl_target or None, config.kl_horizon, config.kl_min_beta, config.kl_max_beta
             )
+            if config.solver == "distributional" and self.targets.shaping:
+                # β fixed at 1: the optimum of the reward λ·g is then p_prior·exp(λ·g)
+                kl = KLController(1.0, None, config.kl_horizon)
             common = dict(
                 learning_rate=config.learning_rate,
                 gamma=config.gamma,
@@ -257,6 +285,7 @@ class TuneRun:
             alarms=self.alarms,
             generator=algorithm.generator.get_state().tolist(),
             buffers=algorithm.get_buffers(),
+            targets=self.targets.state_dict(),
         )
 
     def save_training_checkpoint(self) -> None:
@@ -278,6 +307,10 @@ class TuneRun:
         self.alarms = list(state.alarms)
         if state.generator:
             self.algorithm.generator.set_state(torch.tensor(state.generator, dtype=torch.uint8))
+        try:
+            self.targets.load_state_dict(state.targets)
+        except ValueError as error:
+            raise TuneError(str(error)) from None
         self.resumed_from = state.path
 
     # ------------------------------------------------------------------------------------ train
@@ -304,7 +337,9 @@ class TuneRun:
         )
         stopping = [evaluation, StopTrainingOnTimeBudget(config.max_minutes, self.clock)]
         checkpoint = CheckpointCallback(self.save_training_checkpoint, config.checkpoint_every)
-        listed = [*([progress] if progress else []), *stopping, checkpoint]
+        # After the evaluation callback, whose step-0 evaluation measures the baseline the targets read.
+        targets = TargetCallback(self.targets, lambda: self.watcher.baseline, self.sample_prior, self.rewards.setup)
+        listed = [*([progress] if progress else []), *stopping, targets, checkpoint]
         return stopping, progress, CallbackList(listed)
 
     def run(self) -> dict[str, Any]:
@@ -359,13 +394,23 @@ class TuneRun:
             shutil.copytree(source, export_dir)
         else:
             self.export(export_dir, step=self.algorithm.num_timesteps, stats=best["stats"] if best else {})
-        rule, targets = self.watcher.rule, self.watcher.rule.describe_targets()
+        rule = self.watcher.rule
+        targets = ", ".join(t for t in (rule.describe_targets(), self.targets_text()) if t)
         if best and not best.get("fallback") and best.get("missed"):
+            tie = (
+                f"the least KL ({best['stats']['kl_per_composition']:.2f} nats per composition)"
+                if self.watcher.least_kl
+                else f"the most music reward ({best['stats']['music_reward']:.2f} per composition)"
+            )
             why = (
                 f"no evaluation within bounds met every target ({targets}); this one missed the "
-                f"fewest ({'; '.join(best['missed'])}), then had the most music reward "
-                f"({best['stats']['music_reward']:.2f} per composition), among evaluations with "
+                f"fewest ({'; '.join(best['missed'])}), then had {tie}, among evaluations with "
                 + rule.describe_bounds()
+            )
+        elif best and not best.get("fallback") and self.watcher.least_kl:
+            why = (
+                f"least KL to the prior ({best['stats']['kl_per_composition']:.2f} nats per composition) among "
+                "evaluations with " + rule.describe_bounds() + f" that meet every target ({targets})"
             )
         elif best and not best.get("fallback"):
             why = (
@@ -403,10 +448,17 @@ class TuneRun:
             "alarms": self.alarms,
             "evaluations": self.watcher.history,
         }
+        if self.targets.targets:
+            record["targets"] = self.targets.summary(best["stats"] if best else None, self.watcher.baseline)
+            for warning in record["targets"]["warnings"]:
+                logger.warning(warning)
         tmp = self.out / "run.json.tmp"
         tmp.write_text(json.dumps(_finite_or_null(record), indent=2, default=_json_default) + "\n")
         tmp.replace(self.out / "run.json")
         return record
+
+    def targets_text(self) -> str:
+        return ", ".join(str(t) for t in self.targets.targets)
 
     def checkpoint_extra(self, step: int, stats: dict[str, Any]) -> dict[str, Any]:
         """What a tuned checkpoint's config.json says besides the architecture."""
@@ -439,6 +491,8 @@ def load_run(directory: str | Path) -> TuneRun:
     data = json.loads(config_path.read_text())
     known = {f.name for f in fields(TuneConfig)}
     config = TuneConfig(**{k: v for k, v in data.items() if k in known})
+    if "novelty_target" not in data:  # a run started before the default novelty targets resumes without them
+        config.novelty_target = []
     config.out = str(directory)
     run = TuneRun(config, resume=True)
     state = load_latest_checkpoint(directory / "checkpoints", run.algorithm.policy, run.algorithm.policy.optimizer)

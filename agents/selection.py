@@ -142,17 +142,31 @@ class Watcher:
     patience: int
     stop_on_collapse: bool
     baseline: dict[str, float] | None = None
+    targets: Any = None
+    """The run's :class:`~notetune.agents.target_run.RunTargets` (None without targets): they count as targets."""
+    least_kl: bool = False
+    """Break ties in targets met by the least KL to the prior instead of the most music reward (target runs)."""
     history: list[dict] = field(default_factory=list)
     best: dict | None = None
     stale: int = 0
 
     def better(self, stats: dict[str, float], missed: list[str]) -> bool:
-        """Whether an evaluation within bounds beats the best so far: fewer missed targets, then more reward."""
+        """Whether an evaluation within bounds beats the best so far: fewer missed targets, then more reward
+        (with ``least_kl``: then less KL to the prior)."""
         best = self.best
-        return best is None or (-len(missed), stats["music_reward"]) > (
+        tie = "kl_per_composition" if self.least_kl else "music_reward"
+        sign = -1.0 if self.least_kl else 1.0
+        return best is None or (-len(missed), sign * stats[tie]) > (
             -len(best["missed"]),
-            best["stats"]["music_reward"],
+            sign * best["stats"][tie],
         )
+
+    def missed_targets(self, stats: dict[str, float]) -> list[str]:
+        """Selection targets (min_stats/max_stats) and run targets this evaluation misses."""
+        missed = self.rule.missed_targets(stats)
+        if self.targets is not None:
+            missed += self.targets.missed(stats, self.baseline or stats)
+        return missed
 
     def observe(
         self, step: int, stats: dict[str, float], confirm: Callable[[], dict[str, float]] | None = None
@@ -171,7 +185,7 @@ class Watcher:
             confirmed = dict(confirm()) if confirm is not None else None
             self.baseline = dict(confirmed or stats)
         violations = self.rule.violations(stats, self.baseline)
-        missed = self.rule.missed_targets(stats)
+        missed = self.missed_targets(stats)
         collapse = collapse_reasons(stats, self.baseline, self.collapse)
         eligible = not violations
         improved = eligible and self.better(stats, missed)
@@ -183,7 +197,7 @@ class Watcher:
             confirmation = {
                 "stats": confirmed,
                 "violations": self.rule.violations(confirmed, self.baseline),
-                "missed_targets": self.rule.missed_targets(confirmed),
+                "missed_targets": self.missed_targets(confirmed),
             }
             if improved:
                 improved = not confirmation["violations"] and self.better(confirmed, confirmation["missed_targets"])

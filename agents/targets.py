@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 from notetune.rewards.core import RewardError, RewardSetup, StatefulReward, StepBatch
+from notetune.rewards.evaluation import COPY_NS, novelty_counts
 from notetune.rewards.metrics import NoteNgramIndex, pitch_statistics, rhythm_statistics
 from notetune.rewards.registry import RewardEntry
 from notetune.rewards.reward_set import RewardSet
@@ -36,11 +37,6 @@ PITCH_RHYTHM = (
     "hold_rate",
     "empty_beat_rate",
 )
-COPY_NS = tuple(range(4, 17))
-"""Phrase lengths (notes) of the corpus copy rates, as `notetune evaluate` reports them."""
-COPIED_PHRASE_MIN_NOTES = 8
-PLAGIARISM_STEPS = 16
-"""A composition counts as plagiarised when a copied phrase (≥ 8 notes) spans a bar (16 steps), as in evaluate."""
 NOVELTY = (*(f"copy_rate_{n}gram" for n in COPY_NS), "plagiarism_rate", "longest_copied_span")
 LOG_PRIOR = "log_prior_per_token"
 CONSTRAINABLE = (*TABLE1_COUNTED, LOG_PRIOR, *NOVELTY, *PITCH_RHYTHM)
@@ -188,13 +184,7 @@ def composition_counts(
     if names & set(NOVELTY):
         if corpus_index is None:
             raise TargetError("corpus copy-rate targets need the corpus; give the run a corpus (not --corpus none)")
-        ns = tuple(n for n in COPY_NS if f"copy_rate_{n}gram" in names) or (COPIED_PHRASE_MIN_NOTES,)
-        copies = corpus_index.copy_statistics(tokens, ns, min_notes=COPIED_PHRASE_MIN_NOTES)
-        for n in ns:
-            counts[f"copy_rate_{n}gram"] = (copies.copied[n].astype(np.float64), copies.windows[n].astype(float))
-        longest = copies.longest_copied_steps.astype(np.float64)
-        counts["longest_copied_span"] = (longest, np.ones(count))
-        counts["plagiarism_rate"] = ((longest >= PLAGIARISM_STEPS).astype(np.float64), np.ones(count))
+        counts.update(novelty_counts(corpus_index, tokens))
     if LOG_PRIOR in names:
         if log_prior is None:
             raise TargetError("a log_prior_per_token target needs the prior's log-probabilities of the compositions")

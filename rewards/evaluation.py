@@ -404,7 +404,7 @@ def evaluate_tokens(
         per_melody["music_reward"] = (music, ones)
         per_melody.update({f"{REWARD_TERM_PREFIX}{name}": (values, ones) for name, values in terms.items()})
     if corpus_index is not None:
-        per_melody.update(_novelty(corpus_index, tokens, ones))
+        per_melody.update(novelty_counts(corpus_index, tokens))
     per_melody.update(pitch_statistics(tokens, vocab))
     per_melody.update(rhythm_statistics(tokens, vocab))
     structure: dict[str, Any] = {}
@@ -499,7 +499,10 @@ def music_reward_per_composition(
     return total, sums
 
 
-def _novelty(corpus_index: NoteNgramIndex, tokens: np.ndarray, ones: np.ndarray) -> dict[str, Ratio]:
+def novelty_counts(corpus_index: NoteNgramIndex, tokens: np.ndarray) -> dict[str, Ratio]:
+    """Per-composition (numerator, denominator) of the corpus copy rates, the longest copied span and the
+    plagiarism flag of (N, T) compositions: the one definition `evaluate` and the tuning targets use."""
+    ones = np.ones(len(tokens))
     copies = corpus_index.copy_statistics(tokens, COPY_NS, min_notes=COPIED_PHRASE_MIN_NOTES)
     novelty = {
         f"copy_rate_{n}gram": (copies.copied[n].astype(np.float64), copies.windows[n].astype(float)) for n in COPY_NS

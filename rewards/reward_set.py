@@ -240,6 +240,8 @@ class RewardSet:
         missing = [name for name in self.weights if name not in terms]
         if missing:
             raise KeyError(f"terms missing for {', '.join(missing)}; pass the dict returned by step()")
+        if not self.names:  # an empty set (a target run without music reward) pays nothing
+            return np.zeros(self._batch_size or 0)
         total = np.zeros_like(terms[self.names[0]], dtype=np.float64)
         for name, weight in self.weights.items():
             if weight:

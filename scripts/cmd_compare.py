@@ -67,7 +67,7 @@ def register(parser: argparse.ArgumentParser):
 def run(args: argparse.Namespace) -> int:
     from notetune.agents.sweep import best_trial, is_sweep_dir, load_sweep_file, summarize_sweep
 
-    from .report import write_report  # matplotlib: imported only when a report is written
+    from .report import run_html_section, write_report  # matplotlib: imported only when a report is written
     from .sweep_report import sweep_html_section
 
     cfg = config.from_args(CompareConfig, args, args.config)
@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     for i, spec in enumerate(args.sources):
         label = cfg.labels[i] if cfg.labels else None
         if not is_sweep_dir(spec):
+            if (Path(spec) / "run.json").is_file():  # a tuning run: its targets and KL over training
+                sections.append(run_html_section(spec, cfg.out, label))
             specs.append(spec)
             labels.append(label)
             continue

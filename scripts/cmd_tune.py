@@ -36,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
         f"({record['steps_per_second']:,.0f} steps/s)"
     )
     print(f"exported {chosen['path']} (evaluation at step {chosen['step']}): {chosen['why']}")
+    for row in record.get("targets", {}).get("targets", []):
+        interval = row["ci95"] and f" [{row['ci95'][0]:.4g}, {row['ci95'][1]:.4g}]"
+        figure = "n/a" if row["figure"] is None else f"{row['figure']:.4g}{interval or ''}"
+        multiplier = "" if row["multiplier"] is None else f", λ = {row['multiplier']:.3g}"
+        print(f"target {row['target']}: {figure}, {'met' if row['met'] else 'MISSED'}{multiplier}")
+    for warning in record.get("targets", {}).get("warnings", []):
+        print(f"warning: {warning}")
     if record["alarms"]:
         print(f"{len(record['alarms'])} reward-hacking alarm(s); see run.json")
     if record["final_metrics"]:

@@ -178,6 +178,43 @@ def write_report(
     return index
 
 
+def run_html_section(run_dir: str | Path, out: str | Path, label: str | None = None) -> str:
+    """A tuning run's targets over training (each target's figure and the KL, from its run.json) and its
+    targets table: figure, 95% interval, bound, multiplier, met or missed, warnings."""
+    e = html.escape
+    run_dir, out = Path(run_dir), Path(out)
+    record = json.loads((run_dir / "run.json").read_text())
+    name = label or run_dir.name
+    plot = report_plots.plot_run_trajectories(record, out / "plots" / f"run-{slug(name)}.png")
+    parts = [
+        f"<h2>Targets over training: {e(name)}</h2>",
+        f'<img class="plot" src="{e(plot.relative_to(out).as_posix())}" '
+        f'alt="targets and KL over training of {e(name)}">',
+    ]
+    section = record.get("targets") or {}
+    if section.get("targets"):
+        head = "<tr><th>target</th><th>figure</th><th>95% interval</th><th>bound</th><th>λ</th><th>met</th></tr>"
+        rows = []
+        for row in section["targets"]:
+            interval = row.get("ci95") or [None, None]
+            cells = [
+                e(row["target"]),
+                _number(row.get("figure")),
+                f"{_number(interval[0])} – {_number(interval[1])}",
+                _number(row.get("bound")),
+                _number(row.get("multiplier")),
+                "✓" if row["met"] else "✗ missed",
+            ]
+            rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+        parts.append(f'<table class="targets"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>')
+        parts += [f'<p class="note">⚠ {e(warning)}</p>' for warning in section.get("warnings", [])]
+    return "\n".join(parts)
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
 def _json_ready(p_values: dict[str, float]) -> dict[str, float | None]:
     return {name: (p if math.isfinite(p) else None) for name, p in p_values.items()}
 

@@ -176,3 +176,31 @@ def plot_bar_similarity(evaluation: Evaluation, path: Path, color_map: str = "vi
     colorbar = figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     colorbar.ax.tick_params(labelsize=7)
     return _save(figure, path)
+
+
+def plot_run_trajectories(record: dict, path: Path) -> Path:
+    """A tuning run over training, from its run.json: each target's figure (its bound dashed, the chosen
+    evaluation marked) and the KL to the prior per composition, one panel each."""
+    evaluations = record.get("evaluations") or []
+    steps = np.array([e["step"] for e in evaluations], dtype=float)
+    rows = (record.get("targets") or {}).get("targets", [])
+    panels = [(row["statistic"], row["target"], row.get("bound")) for row in rows]
+    panels.append(("kl_per_composition", "KL(π‖prior) per composition (nats)", None))
+    chosen = (record.get("chosen") or {}).get("step")
+    columns = min(3, len(panels))
+    figure = Figure(figsize=(4.2 * columns, 2.8 * -(-len(panels) // columns)))
+    axes = figure.subplots(-(-len(panels) // columns), columns, squeeze=False)
+    for i, (axis, (statistic, title, bound)) in enumerate(zip(axes.flat, panels, strict=False)):
+        values = np.array([np.nan if e["stats"].get(statistic) is None else e["stats"][statistic] for e in evaluations])
+        axis.plot(steps / 1e6, values, marker="o", markersize=3, color=COLORS[i % len(COLORS)])
+        if bound is not None:
+            axis.axhline(bound, linestyle="--", color="black", linewidth=1, label="bound")
+        if chosen is not None and chosen in steps:
+            axis.axvline(chosen / 1e6, color="grey", linewidth=1, alpha=0.6, label="chosen")
+        axis.set_title(title, fontsize=9)
+        axis.set_xlabel("environment steps (millions)", fontsize=8)
+        axis.tick_params(labelsize=8)
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    return _save(figure, path)

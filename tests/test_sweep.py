@@ -190,7 +190,8 @@ def test_a_changed_sweep_file_does_not_resume_into_old_trial_directories(sweep, 
         ("[grid]\n\"weights.key\" = ['x']\n", "config field 'weights.key' must be a number"),
         (
             '[grid]\n"seed.x" = [1]\n',
-            "only weights.<reward>, min_stats.<statistic>, max_stats.<statistic> take a dotted name",
+            "only weights.<reward>, targets.<statistic>, min_stats.<statistic>, max_stats.<statistic> take a "
+            "dotted name",
         ),
         ("[random]\nkl_coef = { low = 2.0, high = 0.5 }\n", "[random] kl_coef needs numbers low < high"),
         ("[random]\nkl_coef = { low = 0.0, high = 1.0, log = true }\n", "a log range needs low > 0"),
