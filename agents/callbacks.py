@@ -95,7 +95,7 @@ class EvaluationCallback(StoppingCallback):
 
     def _on_training_start(self) -> None:
         self.next_evaluation = next_multiple(self.model.num_timesteps, self.every)
-        if self.model.num_timesteps == 0:
+        if self.watcher.baseline is None:  # the untuned figures come first (relative bounds and targets read them)
             self.evaluate()
 
     def _on_rollout_end(self) -> None:
