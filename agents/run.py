@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import shutil
-import subprocess
 import time
 from dataclasses import asdict, fields
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from notetune.envs.vec_env import MelodyVecEnv
 from notetune.pretrained.checkpoint import (
     checkpoint_sha256,
     find_checkpoint,
@@ -38,6 +34,7 @@ from notetune.rewards.reward_set import RewardSet
 from stable_baselines3.common.callbacks import CallbackList
 
 from .alarms import AlarmCheck
+from .algorithms import FAST_PATH, build_algorithm
 from .callbacks import (
     CheckpointCallback,
     EvaluationCallback,
@@ -49,7 +46,7 @@ from .callbacks import (
 from .checkpoints import Resumable, TrainingState, load_latest_checkpoint, save_training_checkpoint
 from .config import ALGORITHMS, TuneConfig, reward_spec
 from .evaluation import evaluate_policy
-from .kl import KLController
+from .run_record import chosen_evaluation, git_commit, package_versions, why_chosen, write_run_record
 from .selection import CollapseRule, SelectionRule, Watcher
 from .target_run import RunTargets, TargetCallback
 
@@ -95,8 +92,7 @@ class TuneRun:
         self.piece = piece_from_config(config, self.prior.vocab)
         self.length = self.piece.length
         self.primer, self.allowed = control_inputs(config.primer, config.constraint, self.length, self.prior.vocab)
-        fast_path = ("ppo", "a2c", "grpo", "rloo")
-        if (self.primer is not None or self.allowed is not None or self.piece.strict) and config.algo not in fast_path:
+        if (self.primer is not None or self.allowed is not None or self.piece.strict) and config.algo not in FAST_PATH:
             raise TuneError(
                 f"--primer, --constraint and --form-strict need --algo ppo, a2c, grpo or rloo (their policy reads the "
                 f"primer and masks its actions); {config.algo} explores with unmasked random actions"
@@ -180,71 +176,14 @@ class TuneRun:
         log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed, form=form)
         music_reward_per_composition(self.build_rewards(), tokens, log_prior)
 
-    def build_algorithm(self):
-        config = self.config
-        if config.algo in ("ppo", "a2c", "grpo", "rloo"):
-            from .ppo import MelodyA2C, MelodyPPO
-
-            env = MelodyVecEnv(
-                self.prior,
-                self.rewards,
-                config.num_envs,
-                self.length,
-                log_prior_weight=1.0 if config.kl_mode == "rl_tuner" else 0.0,
-                primer=self.primer,
-                allowed=self.allowed,
-                form=self.piece.strict_layout,
+    def build_algorithm(self) -> Resumable:
+        fixed_beta = self.config.solver == "distributional" and bool(self.targets.shaping)
+        try:
+            return build_algorithm(
+                self.config, self.prior, self.rewards, self.length, self.primer, self.allowed, self.piece, fixed_beta
             )
-            kl = KLController(
-                config.kl_coef, config.kl_target or None, config.kl_horizon, config.kl_min_beta, config.kl_max_beta
-            )
-            if config.solver == "distributional" and self.targets.shaping:
-                # β fixed at 1: the optimum of the reward λ·g is then p_prior·exp(λ·g)
-                kl = KLController(1.0, None, config.kl_horizon)
-            common = dict(
-                learning_rate=config.learning_rate,
-                gamma=config.gamma,
-                gae_lambda=config.gae_lambda,
-                ent_coef=config.ent_coef,
-                vf_coef=config.vf_coef,
-                max_grad_norm=config.max_grad_norm,
-                kl_mode="none" if config.kl_mode == "rl_tuner" else "full",
-                kl_controller=kl,
-                normalize_advantage=config.normalize_advantage,
-                seed=config.seed,
-                policy_kwargs={"value_hidden": config.value_hidden},
-            )
-            if config.algo in ("grpo", "rloo"):
-                from .grpo import MelodyGRPO
-
-                try:
-                    return MelodyGRPO(
-                        env,
-                        self.prior,
-                        group_size=config.group_size,
-                        advantage=config.algo,
-                        kl_estimator=config.kl_estimator,
-                        n_epochs=config.n_epochs,
-                        batch_size=config.batch_size,
-                        clip_range=config.clip_range,
-                        **common,
-                    )
-                except ValueError as error:
-                    raise TuneError(str(error)) from None
-            if config.algo == "ppo":
-                return MelodyPPO(
-                    env,
-                    self.prior,
-                    n_epochs=config.n_epochs,
-                    batch_size=config.batch_size,
-                    clip_range=config.clip_range,
-                    target_kl=config.target_kl or None,
-                    **common,
-                )
-            return MelodyA2C(env, self.prior, **common)
-        from .dqn import build_q_learner
-
-        return build_q_learner(config, self.prior, self.rewards)
+        except ValueError as error:  # settings the algorithm refuses (e.g. a group size that does not divide)
+            raise TuneError(str(error)) from None
 
     # ------------------------------------------------------------------------------------ model
     def current_model(self) -> NoteRNN:
@@ -377,11 +316,7 @@ class TuneRun:
         return self.finish(stop_reason, seconds, steps_per_second)
 
     def finish(self, stop_reason: str | None, seconds: float, steps_per_second: float) -> dict[str, Any]:
-        best = self.watcher.best
-        if best is None and self.watcher.history:
-            # Nothing met every bound: export the final policy, described by its (final) evaluation.
-            last = self.watcher.history[-1]
-            best = {"step": last["step"], "stats": last["stats"], "fallback": True, "violations": last["violations"]}
+        best = chosen_evaluation(self.watcher)
         chosen_dir = self.out / "best"
         export_dir = self.out / "model"
         if best is not None and (chosen_dir / "model.safetensors").is_file() and not best.get("fallback"):
@@ -394,39 +329,12 @@ class TuneRun:
             shutil.copytree(source, export_dir)
         else:
             self.export(export_dir, step=self.algorithm.num_timesteps, stats=best["stats"] if best else {})
-        rule = self.watcher.rule
-        targets = ", ".join(t for t in (rule.describe_targets(), self.targets_text()) if t)
-        if best and not best.get("fallback") and best.get("missed"):
-            tie = (
-                f"the least KL ({best['stats']['kl_per_composition']:.2f} nats per composition)"
-                if self.watcher.least_kl
-                else f"the most music reward ({best['stats']['music_reward']:.2f} per composition)"
-            )
-            why = (
-                f"no evaluation within bounds met every target ({targets}); this one missed the "
-                f"fewest ({'; '.join(best['missed'])}), then had {tie}, among evaluations with "
-                + rule.describe_bounds()
-            )
-        elif best and not best.get("fallback") and self.watcher.least_kl:
-            why = (
-                f"least KL to the prior ({best['stats']['kl_per_composition']:.2f} nats per composition) among "
-                "evaluations with " + rule.describe_bounds() + f" that meet every target ({targets})"
-            )
-        elif best and not best.get("fallback"):
-            why = (
-                f"most music reward ({best['stats']['music_reward']:.2f} per composition) among evaluations with "
-                + rule.describe_bounds()
-                + (f" that meet every target ({targets})" if targets else "")
-            )
-        else:
-            why = "no evaluation met every bound; exported the final policy" + (
-                " (its evaluation: " + "; ".join(best["violations"]) + ")" if best else ""
-            )
+        why = why_chosen(best, self.watcher, self.targets_text())
         total_seconds = self.clock.elapsed_before + seconds
         record = {
             "config": asdict(self.config),
-            "git_commit": _git_commit(),
-            "versions": _versions(),
+            "git_commit": git_commit(),
+            "versions": package_versions(),
             "seed": self.config.seed,
             "prior": {"path": str(self.prior_dir), "sha256": checkpoint_sha256(self.prior_dir)},
             "corpus": {"path": str(self.corpus_path), "sha256": self.corpus.sha256 if self.corpus else None},
@@ -452,9 +360,7 @@ class TuneRun:
             record["targets"] = self.targets.summary(best["stats"] if best else None, self.watcher.baseline)
             for warning in record["targets"]["warnings"]:
                 logger.warning(warning)
-        tmp = self.out / "run.json.tmp"
-        tmp.write_text(json.dumps(_finite_or_null(record), indent=2, default=_json_default) + "\n")
-        tmp.replace(self.out / "run.json")
+        write_run_record(self.out / "run.json", record)
         return record
 
     def targets_text(self) -> str:
@@ -509,42 +415,3 @@ def corpus_rates(corpus, length: int) -> dict[str, float]:
     start where melodies start, and openings rest less than whole tunes do (0.6% against 1.0% at 32 steps)."""
     windows = corpus.windows(length, from_start_only=True)
     return {"hold_share": float((windows == HOLD).mean()), "rest_share": float((windows == REST).mean())}
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("notetune", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy", "music21"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
-def _finite_or_null(value: Any) -> Any:
-    """The record with NaN and infinities as null (figures undefined for a batch), so run.json is strict JSON."""
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_or_null(item) for item in value]
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
