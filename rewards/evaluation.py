@@ -50,7 +50,7 @@ from notetune.rewards.metrics import (
     rhythm_statistics,
 )
 from notetune.rewards.reward_set import RewardSet
-from notetune.rewards.statistics import STATISTICS, table1_counts
+from notetune.rewards.statistics import STATISTICS, distinct_melody_share, table1_counts
 from notetune.rewards.structure import (
     DEFAULT_PHRASE_BARS,
     detect_forms,
@@ -207,32 +207,12 @@ def evaluate_tokens(
         raise UserInputError(f"tokens must be classes 0..{vocab.size - 1}; got {tokens.min()}..{tokens.max()}")
     key = Key.parse(key)
     count, length = tokens.shape
-    steps = np.full(count, float(length))
     ones = np.ones(count)
 
     meter = Meter.parse(meter, vocab)
-    table1_windows = None
-    if length > TABLE1_LENGTH and meter.bars(length) >= TABLE1_WINDOW_BARS:
-        per_melody = dict(windowed_table1_counts(tokens, meter, key, vocab, TABLE1_WINDOW_BARS, paper_token_order))
-        table1 = {name: ratio(*per_melody[name]) for name in STATISTICS if name in per_melody}
-        table1["distinct_melodies"] = float(len(np.unique(tokens, axis=0)) / count)
-        table1 = {name: float(table1[name]) for name in STATISTICS}
-        window = TABLE1_WINDOW_BARS * meter.steps_per_bar
-        table1_windows = (
-            f"bar-aligned {TABLE1_WINDOW_BARS}-bar windows of {window} steps ({meter}), "
-            f"{length // window} per piece; distinct_melodies over whole pieces"
-        )
-    else:
-        table1 = table1_statistics(tokens, key=key, vocab=vocab, paper_token_order=paper_token_order)
-        per_melody = dict(table1_counts(tokens, key, vocab, paper_token_order))
+    table1, per_melody, table1_windows = _table1(tokens, key, vocab, meter, paper_token_order)
     if prior_log_probs is not None:
-        prior_log_probs = _check_log_probs(prior_log_probs, tokens, "prior_log_probs")
-        per_melody["log_prior_per_token"] = (prior_log_probs.sum(axis=1), steps)
-        if model_log_probs is not None:
-            model_log_probs = _check_log_probs(model_log_probs, tokens, "model_log_probs")
-            kl = (model_log_probs - prior_log_probs).sum(axis=1)
-            per_melody["kl_per_token"] = (kl, steps)
-            per_melody["kl_per_composition"] = (kl, ones)
+        per_melody.update(_likelihood(tokens, prior_log_probs, model_log_probs))
     if rewards is not None:
         music, terms = music_reward_per_composition(rewards, tokens, prior_log_probs)
         per_melody["music_reward"] = (music, ones)
@@ -249,11 +229,7 @@ def evaluate_tokens(
 
     set_size = set_size or default_set_size(count)
     if count >= set_size >= 2:
-        # Sets are drawn at random: files may be ordered (corpus windows of one song sit side by side).
-        shuffled = tokens[np.random.default_rng(seed).permutation(count)]
-        per_set = diversity_by_set(canonicalize(shuffled), set_size)
-        sets = {name: (values, np.ones_like(values)) for name, values in per_set.items()}
-        metrics.update(_with_intervals(sets, f"set of {set_size} melodies", resamples, seed + 1))
+        metrics.update(_diversity(tokens, set_size, resamples, seed))
     known = [name for name in METRICS if name in metrics]
     ordered = {name: metrics[name] for name in [*known, *(name for name in metrics if name not in METRICS)]}
     settings = {
@@ -277,6 +253,47 @@ def evaluate_tokens(
         vocab,
         structure,
     )
+
+
+def _table1(
+    tokens: np.ndarray, key: Key, vocab: Vocabulary, meter: Meter, paper_token_order: bool
+) -> tuple[dict[str, float], dict[str, Ratio], str | None]:
+    """Table 1 (pooled figures and per-melody counts): on the whole compositions up to :data:`TABLE1_LENGTH`
+    steps, on bar-aligned windows of :data:`TABLE1_WINDOW_BARS` bars beyond (and a sentence saying so)."""
+    count, length = tokens.shape
+    if length <= TABLE1_LENGTH or meter.bars(length) < TABLE1_WINDOW_BARS:
+        table1 = table1_statistics(tokens, key=key, vocab=vocab, paper_token_order=paper_token_order)
+        return table1, dict(table1_counts(tokens, key, vocab, paper_token_order)), None
+    per_melody = dict(windowed_table1_counts(tokens, meter, key, vocab, TABLE1_WINDOW_BARS, paper_token_order))
+    table1 = {name: ratio(*per_melody[name]) for name in STATISTICS if name in per_melody}
+    table1["distinct_melodies"] = distinct_melody_share(tokens)
+    window = TABLE1_WINDOW_BARS * meter.steps_per_bar
+    windows = (
+        f"bar-aligned {TABLE1_WINDOW_BARS}-bar windows of {window} steps ({meter}), "
+        f"{length // window} per piece; distinct_melodies over whole pieces"
+    )
+    return {name: float(table1[name]) for name in STATISTICS}, per_melody, windows
+
+
+def _likelihood(tokens: np.ndarray, prior_log_probs: np.ndarray, model_log_probs: np.ndarray | None) -> dict:
+    """log p_prior per token and, for a model's own samples, KL(model‖prior) per token and per composition."""
+    count, length = tokens.shape
+    steps, ones = np.full(count, float(length)), np.ones(count)
+    prior_log_probs = _check_log_probs(prior_log_probs, tokens, "prior_log_probs")
+    figures = {"log_prior_per_token": (prior_log_probs.sum(axis=1), steps)}
+    if model_log_probs is not None:
+        kl = (_check_log_probs(model_log_probs, tokens, "model_log_probs") - prior_log_probs).sum(axis=1)
+        figures.update(kl_per_token=(kl, steps), kl_per_composition=(kl, ones))
+    return figures
+
+
+def _diversity(tokens: np.ndarray, set_size: int, resamples: int, seed: int) -> dict[str, Metric]:
+    """Diversity within random sets of ``set_size`` melodies (drawn at random: files may be ordered, and corpus
+    windows of one song sit side by side), canonical tokens."""
+    shuffled = tokens[np.random.default_rng(seed).permutation(len(tokens))]
+    per_set = diversity_by_set(canonicalize(shuffled), set_size)
+    sets = {name: (values, np.ones_like(values)) for name, values in per_set.items()}
+    return _with_intervals(sets, f"set of {set_size} melodies", resamples, seed + 1)
 
 
 def _structure(

@@ -193,7 +193,7 @@ def table1_statistics(
     stats = {name: _pooled(*pair) for name, pair in counts.items()}
     tokens = np.asarray(compositions)
     # Melodies that sound alike are one melody, however their silences are spelled (as diversity counts them).
-    stats["distinct_melodies"] = _distinct_rows(canonicalize(tokens)) / len(tokens)
+    stats["distinct_melodies"] = distinct_melody_share(tokens)
     return {name: float(stats[name]) for name in STATISTICS}
 
 
@@ -201,6 +201,11 @@ def _pooled(numerator: np.ndarray, denominator: np.ndarray) -> float:
     """``sum(numerator) / sum(denominator)``; NaN with no denominator (no leaps, or only constant melodies)."""
     total = float(np.sum(denominator))
     return float(np.sum(numerator)) / total if total else float("nan")
+
+
+def distinct_melody_share(tokens: np.ndarray) -> float:
+    """Share of distinct sounding melodies among (N, T) compositions (two spellings of one sound count once)."""
+    return _distinct_rows(canonicalize(tokens)) / len(tokens)
 
 
 def _distinct_rows(tokens: np.ndarray) -> int:
