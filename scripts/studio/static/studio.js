@@ -736,9 +736,10 @@ async function importMidi(file) {
   m.tokens = melody.tokens;
   m.title = file.name.replace(/\.midi?$/i, "");
   open(m);
-  await save(`import ${file.name}`);
+  // One status line, written by save(): a later status() would hide the save's confirmation.
   const notes = [melody.octaves ? `moved ${melody.octaves} octave(s)` : "", melody.cut_bars ? `cut ${melody.cut_bars} bar(s)` : ""];
-  status(`imported ${file.name}: ${melody.length / meter().steps_per_bar} bars ${notes.filter(Boolean).join(", ")}`);
+  const details = [`${melody.length / meter().steps_per_bar} bars`, ...notes.filter(Boolean)].join(", ");
+  await save(`import ${file.name}: ${details}`);
 }
 
 // ------------------------------------------------------------------------------------------- saved melodies
