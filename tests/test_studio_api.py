@@ -304,7 +304,9 @@ def test_the_command_starts_fast_and_serves_20_concurrent_requests(tmp_path, tin
         found = re.search(r"http://127\.0\.0\.1:\d+/", line)
         if found is None:
             server.kill()
-            raise AssertionError(f"the studio printed {line!r} instead of its URL; stderr: {server.stderr.read()[-2000:]}")
+            raise AssertionError(
+                f"the studio printed {line!r} instead of its URL; stderr: {server.stderr.read()[-2000:]}"
+            )
         url = found.group(0)
         import httpx
 
