@@ -19,6 +19,7 @@ from notetune.pretrained.encoding import NoteEvent, canonicalize, notes_to_token
 from notetune.pretrained.vocab import NO_EVENT, NOTE_OFF
 from notetune.scripts.studio.app import create_app
 from notetune.scripts.studio.models import ModelLibrary
+from servers import read_url
 
 with warnings.catch_warnings():  # starlette 1.x asks for httpx2 behind its TestClient; httpx still works
     warnings.simplefilter("ignore")
@@ -300,14 +301,7 @@ def test_the_command_starts_fast_and_serves_20_concurrent_requests(tmp_path, tin
         text=True,
     )
     try:
-        line = server.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        if found is None:
-            server.kill()
-            raise AssertionError(
-                f"the studio printed {line!r} instead of its URL; stderr: {server.stderr.read()[-2000:]}"
-            )
-        url = found.group(0)
+        url = read_url(server)
         import httpx
 
         assert httpx.get(url + "api/models").status_code == 200

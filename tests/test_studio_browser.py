@@ -7,7 +7,6 @@ A screenshot of the studio is kept as a test artifact (``studio.png`` in the tes
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import httpx
 import pytest
 from browser import chromium_binary
 from notetune.pretrained.encoding import NoteEvent, canonicalize, notes_to_tokens, read_midi, write_midi
+from servers import read_url
 
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="no chromium binary (apt-get install chromium)")
 
@@ -31,7 +31,7 @@ def studio(tmp_path_factory):
     command = [sys.executable, "-m", "notetune.scripts.cli", "studio", "--port", "0", "--workspace", str(workspace)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline()).group(0)
+        url = read_url(server)
         yield url, workspace
     finally:
         server.terminate()

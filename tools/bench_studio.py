@@ -68,11 +68,16 @@ def start_server(workspace: str, models: list[str]) -> tuple[subprocess.Popen, s
         command += ["--model", model]
     started = time.perf_counter()
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = server.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+    lines = []
+    match = None
+    while match is None and len(lines) < 50:  # libraries may print first (pyfluidsynth does when CI is set)
+        lines.append(server.stdout.readline())
+        match = re.search(r"http://127\.0\.0\.1:\d+/", lines[-1])
+        if not lines[-1]:
+            break
     if match is None:
         server.kill()
-        raise SystemExit(f"the studio did not start: {line!r} {server.stderr.read()[-2000:]}")
+        raise SystemExit(f"the studio did not start: {lines!r} {server.stderr.read()[-2000:]}")
     url = match.group(0)
     while True:
         try:
