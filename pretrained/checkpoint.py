@@ -146,6 +146,13 @@ def load_checkpoint(
         model = model_class(model_config)
     else:
         raise CheckpointError(f"{directory / CONFIG}: unknown architecture {wrapper!r}")
+    load_weights_into(model, tensors, weights)
+    return model, config
+
+
+def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], weights: Path) -> None:
+    """Load ``tensors`` (read from ``weights``) into ``model`` in eval mode, or name every tensor whose shape the
+    config does not predict."""
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     found = {name: tuple(t.shape) for name, t in tensors.items()}
     if expected != found:
@@ -154,7 +161,6 @@ def load_checkpoint(
         raise CheckpointError(f"{weights} does not match {CONFIG}: {details}")
     model.load_state_dict(tensors)
     model.eval()
-    return model, config
 
 
 def checkpoint_sha256(directory: str | Path) -> str:

@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from .checkpoint import CONFIG, WEIGHTS, CheckpointError, write_weights_and_config
+from .checkpoint import CONFIG, WEIGHTS, CheckpointError, load_weights_into, write_weights_and_config
 from .checkpoint import FORMAT as NOTE_RNN_FORMAT
 from .model import NoteRNN, NoteRNNConfig
 from .transpose import KeyLike, key_transposition, source_tokens
@@ -302,12 +302,5 @@ def load_reward_model(
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{weights} is corrupt or truncated ({error}); fit the reward model again") from error
     model = RewardEnsemble(model_config)
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    found = {name: tuple(t.shape) for name, t in tensors.items()}
-    if expected != found:
-        diff = sorted(n for n in set(expected) | set(found) if expected.get(n) != found.get(n))
-        details = ", ".join(f"{n}: config says {expected.get(n)}, file has {found.get(n)}" for n in diff[:4])
-        raise CheckpointError(f"{weights} does not match {CONFIG}: {details}")
-    model.load_state_dict(tensors)
-    model.eval()
+    load_weights_into(model, tensors, weights)
     return model, config
