@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import torch
 from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint, read_config, save_checkpoint
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.transpose import PRIOR_KEY
 from notetune.rewards.keys import Key
@@ -73,11 +74,11 @@ class DPOConfig:
 
     def __post_init__(self) -> None:
         if self.beta <= 0:
-            raise ValueError(f"--beta must be positive, got {self.beta}")
+            raise UserInputError(f"--beta must be positive, got {self.beta}")
         if not 0 < self.held_out < 1:
-            raise ValueError("--held-out is a share of the pairs between 0 and 1")
+            raise UserInputError("--held-out is a share of the pairs between 0 and 1")
         if self.epochs < 0 or self.batch_size < 1 or self.eval_size < 1 or self.length < 1:
-            raise ValueError("--epochs must be 0 or more, --batch-size, --eval-size and --length at least 1")
+            raise UserInputError("--epochs must be 0 or more, --batch-size, --eval-size and --length at least 1")
 
 
 def dpo_loss(

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.reward_model import ARCHITECTURES, RewardModelConfig, save_reward_model, to_reading_key
 from notetune.pretrained.reward_training import RewardTraining, preference_metrics, train_ensemble
@@ -62,10 +63,10 @@ class RewardFitConfig:
     def __post_init__(self) -> None:
         for name in ("held_out", "validation"):
             if not 0 < getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} is a share of the pairs between 0 and 1")
+                raise UserInputError(f"--{name.replace('_', '-')} is a share of the pairs between 0 and 1")
         for name in ("members", "hidden_size", "epochs", "batch_size", "threads"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+                raise UserInputError(f"--{name.replace('_', '-')} must be at least 1")
 
 
 def split_pairs(data: PreferenceData, share: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:

@@ -18,12 +18,12 @@ gives exactly the log-probabilities of a whole sequence.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
-from .model import NoteModel
+from .model import NoteModel, config_fields, config_to_dict
 from .vocab import DEFAULT_VOCABULARY, NUM_SPECIAL, Vocabulary
 
 LookbackState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -62,19 +62,11 @@ class LookbackConfig:
         object.__setattr__(self, "lags", tuple(int(lag) for lag in self.lags))
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["vocab"] = self.vocab.to_dict()
-        data["lags"] = list(self.lags)
-        return data
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> LookbackConfig:
-        data = dict(data)
-        vocab = Vocabulary.from_dict(data.pop("vocab"))
-        known = {f for f in cls.__dataclass_fields__ if f != "vocab"}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model fields {sorted(unknown)}")
+        vocab, data = config_fields(cls, data)
         if "lags" in data:
             data["lags"] = tuple(data["lags"])
         data.setdefault("run_lengths", False)  # written before run lengths existed

@@ -9,6 +9,7 @@ batch, state carried), ``features``/``forward``/``logits_and_features`` (a seque
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,6 +17,23 @@ from torch import nn
 from .vocab import DEFAULT_VOCABULARY, Vocabulary
 
 State = tuple[torch.Tensor, torch.Tensor]
+
+
+def config_to_dict(config: Any) -> dict:
+    """An architecture dataclass as config.json stores it (the vocabulary as its own dict, tuples as lists)."""
+    data = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(config).items()}
+    data["vocab"] = config.vocab.to_dict()
+    return data
+
+
+def config_fields(cls: type, data: dict) -> tuple[Vocabulary, dict]:
+    """(vocabulary, the other fields) of a stored architecture, refusing fields ``cls`` does not have."""
+    data = dict(data)
+    vocab = Vocabulary.from_dict(data.pop("vocab"))
+    unknown = set(data) - {name for name in cls.__dataclass_fields__ if name != "vocab"}
+    if unknown:
+        raise ValueError(f"unknown model fields {sorted(unknown)}")
+    return vocab, data
 
 
 @dataclass(frozen=True)
@@ -29,19 +47,12 @@ class NoteRNNConfig:
     dropout: float = 0.0
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["vocab"] = self.vocab.to_dict()
-        return data
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> NoteRNNConfig:
-        data = dict(data)
-        vocab = Vocabulary.from_dict(data.pop("vocab"))
-        known = {"embedding_dim", "hidden_size", "num_layers", "dropout"}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model fields {sorted(unknown)}")
-        return cls(vocab=vocab, **data)
+        vocab, fields = config_fields(cls, data)
+        return cls(vocab=vocab, **fields)
 
 
 class NoteModel(nn.Module):
