@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
+from .meter import DEFAULT_METER, Meter
 from .vocab import DEFAULT_VOCABULARY, NO_EVENT, NOTE_OFF, Vocabulary, canonicalize
 
 __all__ = ["canonicalize"]  # re-exported: the canonical spelling lives with the vocabulary
@@ -95,9 +96,16 @@ def tokens_to_pretty_midi(
     tempo: float = DEFAULT_TEMPO,
     program: int = DEFAULT_PROGRAM,
     velocity: int = DEFAULT_VELOCITY,
+    meter: Meter | str = DEFAULT_METER,
+    key: str | None = None,
 ) -> pretty_midi.PrettyMIDI:
-    """A one-instrument PrettyMIDI of the melody at a fixed tempo."""
+    """A one-instrument PrettyMIDI of the melody at a fixed tempo, with its time signature and (given ``key``,
+    e.g. "D minor") its key signature."""
+    meter = Meter.parse(meter, vocab)
     pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=tempo)
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(meter.numerator, meter.denominator, 0.0))
+    if key:
+        pm.key_signature_changes.append(pretty_midi.KeySignature(pretty_midi.key_name_to_key_number(key), 0.0))
     instrument = pretty_midi.Instrument(program=program, name="melody")
     seconds_per_step = 60.0 / tempo / vocab.steps_per_quarter
     for note in tokens_to_notes(tokens, vocab):
@@ -152,9 +160,11 @@ def write_midi(
     path: str | Path,
     vocab: Vocabulary = DEFAULT_VOCABULARY,
     tempo: float = DEFAULT_TEMPO,
+    meter: Meter | str = DEFAULT_METER,
+    key: str | None = None,
 ) -> Path:
     path = Path(path)
-    tokens_to_pretty_midi(tokens, vocab, tempo).write(str(path))
+    tokens_to_pretty_midi(tokens, vocab, tempo, meter=meter, key=key).write(str(path))
     return path
 
 
@@ -162,14 +172,20 @@ def read_midi(path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY, length: 
     return pretty_midi_to_tokens(pretty_midi.PrettyMIDI(str(path)), vocab, length)
 
 
-def tokens_to_music21(tokens: Iterable[int], vocab: Vocabulary = DEFAULT_VOCABULARY, key: str | None = None):
-    """A music21 Stream (one part, 4/4) of the melody, for MusicXML export. Imports music21 lazily."""
+def tokens_to_music21(
+    tokens: Iterable[int],
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    key: str | None = None,
+    meter: Meter | str = DEFAULT_METER,
+):
+    """A music21 Score (one part, in ``meter``) of the melody, for MusicXML export. Imports music21 lazily."""
     from music21 import key as m21key
-    from music21 import meter, note, stream
+    from music21 import meter as m21meter
+    from music21 import note, stream
 
     tokens = [int(t) for t in tokens]
     part = stream.Part()
-    part.append(meter.TimeSignature("4/4"))
+    part.append(m21meter.TimeSignature(Meter.parse(meter, vocab).name))
     if key:
         tonic, mode = key.split()
         part.append(m21key.Key(tonic, mode.lower()))
@@ -194,8 +210,12 @@ def tokens_to_music21(tokens: Iterable[int], vocab: Vocabulary = DEFAULT_VOCABUL
 
 
 def write_musicxml(
-    tokens: Iterable[int], path: str | Path, vocab: Vocabulary = DEFAULT_VOCABULARY, key: str | None = None
+    tokens: Iterable[int],
+    path: str | Path,
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    key: str | None = None,
+    meter: Meter | str = DEFAULT_METER,
 ) -> Path:
     path = Path(path)
-    tokens_to_music21(tokens, vocab, key).write("musicxml", fp=str(path))
+    tokens_to_music21(tokens, vocab, key, meter).write("musicxml", fp=str(path))
     return path

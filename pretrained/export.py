@@ -12,6 +12,7 @@ import numpy as np
 
 from .encoding import tokens_to_pretty_midi, write_midi, write_musicxml
 from .errors import UserInputError
+from .meter import DEFAULT_METER, Meter
 from .vocab import DEFAULT_VOCABULARY, Vocabulary
 
 FORMATS = ("midi", "musicxml", "wav")
@@ -100,10 +101,12 @@ def export_melodies(
     prefix: str = "sample",
     metadata: dict | None = None,
     primer: np.ndarray | None = None,
+    meter: Meter | str = DEFAULT_METER,
 ) -> dict[str, int]:
     """Write ``samples.npz`` (array ``tokens``) and one file per melody and format; returns counts.
 
-    A primer, if given, is prepended in the MIDI/MusicXML/WAV files but not in ``samples.npz``.
+    A primer, if given, is prepended in the MIDI/MusicXML/WAV files but not in ``samples.npz``. MIDI and
+    MusicXML files carry the ``meter`` and (given) the ``key``.
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -122,10 +125,10 @@ def export_melodies(
         full = melody if primer is None else np.concatenate([primer, melody])
         stem = out / f"{prefix}_{i:0{width}d}"
         if "midi" in formats:
-            write_midi(full, stem.with_suffix(".mid"), vocab)
+            write_midi(full, stem.with_suffix(".mid"), vocab, meter=meter, key=key)
             counts["midi"] += 1
         if "musicxml" in formats:
-            write_musicxml(full, stem.with_suffix(".musicxml"), vocab, key)
+            write_musicxml(full, stem.with_suffix(".musicxml"), vocab, key, meter)
             counts["musicxml"] += 1
         if "wav" in formats:
             renderers.add(write_wav(full, stem.with_suffix(".wav"), vocab))

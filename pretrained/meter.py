@@ -60,6 +60,11 @@ class Meter:
         return f"{self.numerator}/{self.denominator}"
 
     @property
+    def name(self) -> str:
+        """The time signature as written: "4/4", "3/4", "6/8"."""
+        return str(self)
+
+    @property
     def steps_per_bar(self) -> int:
         """16 for 4/4, 12 for 3/4 and 6/8 (with 16th-note steps)."""
         return self.numerator * self.steps_per_quarter * 4 // self.denominator
@@ -96,6 +101,8 @@ class Meter:
 
 DEFAULT_METER = Meter()
 """4/4 on 16th notes."""
+METERS: dict[str, Meter] = {name: Meter.parse(name) for name in _METERS}
+"""Every meter notetune composes in, by name."""
 
 
 def _choices() -> str:

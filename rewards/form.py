@@ -1,9 +1,12 @@
 """The ``form`` rewards: phrases that return, vary and contrast as a form says, cadences, a late climax.
 
-Add them to any spec with a form: ``RewardSet.from_spec("notetune,form", length=128, form="AABA")``. Each term
-is charged when what it judges is complete — at the last step of a phrase, or of the piece — so the reward of
-every step is well defined. Phrase terms count steps (see :func:`~notetune.rewards.structure.agreement`:
-transposition allowed, rhythm and held notes counted), so they scale with the phrase length:
+Add them to any spec with a form: ``RewardSet.from_spec("notetune,form", length=128, form="AABA")``. Phrase
+terms count steps (see :func:`~notetune.rewards.structure.agreement`: transposition allowed, rhythm and held
+notes counted), so they scale with the phrase length. They are paid as the phrase is written: at each step,
+the rise of the phrase's count over the steps written so far (0 or 1: a new step can only add to the count
+of every transposition), so a phrase's payments sum to its count at its end. A policy is told at once which
+step agreed, instead of once per phrase for all of them together. The event terms (cadence, climax) are paid
+when what they judge is complete:
 
 ==================  ====================================================================================
 ``form_return``     a returning phrase (``A`` again): the steps that agree with the first phrase of its letter
@@ -60,50 +63,82 @@ class PhraseReward(StatefulReward):
         raise NotImplementedError
 
 
+class PhraseCount(PhraseReward):
+    """A count over a phrase's steps, paid step by step as its rise; subclasses implement :meth:`count`."""
+
+    role: str = ""
+    """The phrases this term judges (their role in the form)."""
+
+    def reset(self, batch_size: int) -> None:
+        super().reset(batch_size)
+        self.paid = np.zeros(batch_size)
+
+    def step(self, batch: StepBatch) -> np.ndarray:
+        steps = self.layout.phrase_steps
+        phrase, written = batch.t // steps, batch.t % steps + 1
+        if phrase >= self.form.num_phrases or not self.judges(phrase):
+            return batch.zeros()
+        if written == 1:
+            self.paid = np.zeros(batch.batch_size)
+        count = self.count(batch, phrase, written)
+        rise, self.paid = count - self.paid, count
+        return rise
+
+    def judges(self, phrase: int) -> bool:
+        return self.form.roles[phrase] == self.role
+
+    def count(self, batch: StepBatch, phrase: int, written: int) -> np.ndarray:
+        """(N,) the count over the first ``written`` steps of ``phrase``."""
+        raise NotImplementedError
+
+
 @reward("form_return")
-class FormReturn(PhraseReward):
+class FormReturn(PhraseCount):
     """A returning phrase: its steps that agree with the first phrase of its letter (transposition allowed)."""
 
-    def phrase_end(self, batch: StepBatch, phrase: int) -> np.ndarray:
-        if self.form.roles[phrase] != RETURN:
-            return batch.zeros()
-        layout = self.layout
-        source = layout.start(self.form.sources[phrase])
-        return segment_agreement(batch.tokens, source, layout.start(phrase), layout.phrase_steps, batch.vocab) * 1.0
+    role = RETURN
+
+    def count(self, batch: StepBatch, phrase: int, written: int) -> np.ndarray:
+        source, start = self.layout.start(self.form.sources[phrase]), self.layout.start(phrase)
+        return segment_agreement(batch.tokens, source, start, written, batch.vocab) * 1.0
 
 
 @reward("form_variation")
-class FormVariation(PhraseReward):
+class FormVariation(PhraseCount):
     """A primed phrase: first-half steps agreeing with its letter's first phrase + second-half steps differing."""
 
-    def phrase_end(self, batch: StepBatch, phrase: int) -> np.ndarray:
-        if self.form.roles[phrase] != VARIATION:
-            return batch.zeros()
-        layout = self.layout
-        half, rest = layout.half_steps, layout.phrase_steps - layout.half_steps
-        source, start = layout.start(self.form.sources[phrase]), layout.start(phrase)
-        kept = segment_agreement(batch.tokens, source, start, half, batch.vocab)
-        changed = rest - segment_agreement(batch.tokens, source + half, start + half, rest, batch.vocab)
-        return (kept + changed) * 1.0
+    role = VARIATION
+
+    def count(self, batch: StepBatch, phrase: int, written: int) -> np.ndarray:
+        half = self.layout.half_steps
+        source, start = self.layout.start(self.form.sources[phrase]), self.layout.start(phrase)
+        kept = segment_agreement(batch.tokens, source, start, min(written, half), batch.vocab) * 1.0
+        if written <= half:
+            return kept
+        rest = written - half
+        return kept + rest - segment_agreement(batch.tokens, source + half, start + half, rest, batch.vocab)
 
 
 @reward("form_contrast")
-class FormContrast(PhraseReward):
+class FormContrast(PhraseCount):
     """A new letter after the first: its steps that differ from the most similar earlier letter's first phrase."""
 
-    def phrase_end(self, batch: StepBatch, phrase: int) -> np.ndarray:
-        if phrase == 0 or self.form.roles[phrase] != NEW:
-            return batch.zeros()
+    role = NEW
+
+    def judges(self, phrase: int) -> bool:
+        return phrase > 0 and super().judges(phrase)
+
+    def count(self, batch: StepBatch, phrase: int, written: int) -> np.ndarray:
         layout = self.layout
         earlier = [p for p in range(phrase) if self.form.roles[p] == NEW]
         closest = np.max(
             [
-                segment_agreement(batch.tokens, layout.start(p), layout.start(phrase), layout.phrase_steps, batch.vocab)
+                segment_agreement(batch.tokens, layout.start(p), layout.start(phrase), written, batch.vocab)
                 for p in earlier
             ],
             axis=0,
         )
-        return (layout.phrase_steps - closest) * 1.0
+        return written - closest * 1.0
 
 
 def cadence_degrees(layout: FormLayout, phrase: int) -> tuple[int, ...]:

@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         model.vocab,
         key=str(key),
         primer=primer,
+        meter=piece.meter,
         metadata={
             "model": str(find_checkpoint(cfg.model)),
             "seed": cfg.seed,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from notetune.pretrained.encoding import write_midi, write_musicxml
 from notetune.pretrained.export import write_wav
+from notetune.pretrained.meter import DEFAULT_METER
 from notetune.rewards import PAPER_TABLE1
 from notetune.rewards.evaluation import GROUPS, Evaluation, metric_info
 from notetune.rewards.significance import compare_evaluations
@@ -94,8 +95,9 @@ def export_shown_samples(
         melody = evaluation.tokens[index]
         stem = directory / f"sample_{index:02d}"
         report_plots.plot_piano_roll(melody, stem.with_suffix(".png"), evaluation.vocab, color, steps_per_bar)
-        write_midi(melody, stem.with_suffix(".mid"), evaluation.vocab)
-        write_musicxml(melody, stem.with_suffix(".musicxml"), evaluation.vocab, key)
+        meter = evaluation.settings.get("meter", DEFAULT_METER)
+        write_midi(melody, stem.with_suffix(".mid"), evaluation.vocab, meter=meter, key=key)
+        write_musicxml(melody, stem.with_suffix(".musicxml"), evaluation.vocab, key, meter)
         audio_file = None
         if audio:
             renderers.add(write_wav(melody, stem.with_suffix(".wav"), evaluation.vocab))

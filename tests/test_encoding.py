@@ -78,3 +78,19 @@ def test_music21_stream_and_musicxml(tmp_path):
     path = write_musicxml(melody, tmp_path / "m.musicxml")
     text = path.read_text()
     assert "<score-partwise" in text and text.count("<note") >= 4
+
+
+@pytest.mark.parametrize(("meter", "key"), [("3/4", "D minor"), ("6/8", "Bb major"), ("4/4", None)])
+def test_midi_and_musicxml_files_carry_the_meter_and_key(tmp_path, meter, key):
+    import pretty_midi
+    from music21 import converter
+
+    melody = [14, 1, 1, 1, 16, 1, 0, 1, 18, 1, 1, 1]
+    pm = pretty_midi.PrettyMIDI(str(write_midi(melody, tmp_path / "m.mid", meter=meter, key=key)))
+    signature = pm.time_signature_changes[0]
+    assert f"{signature.numerator}/{signature.denominator}" == meter
+    keys = [pretty_midi.key_number_to_key_name(k.key_number).lower() for k in pm.key_signature_changes]
+    assert keys == ([key.lower()] if key else [])
+    assert read_midi(tmp_path / "m.mid", length=12).tolist() == melody  # still reads back
+    score = converter.parse(str(write_musicxml(melody, tmp_path / "m.musicxml", key=key, meter=meter)))
+    assert score.recurse().getElementsByClass("TimeSignature")[0].ratioString == meter

@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pretty_midi
 import pytest
 from notetune.agents.config import TuneConfig, reward_spec
 from notetune.pretrained.form import Form, form_violations
@@ -72,6 +73,9 @@ def test_sample_writes_bars_of_the_meter_and_strict_forms(tmp_path, tiny_prior_d
     assert "3 melodies × 48 steps (4 bars of 3/4)" in capsys.readouterr().out
     with np.load(out / "samples.npz") as data:
         assert data["tokens"].shape == (3, 48)
+    midi = pretty_midi.PrettyMIDI(str(sorted(out.glob("*.mid"))[0]))
+    signature = midi.time_signature_changes[0]
+    assert (signature.numerator, signature.denominator) == (3, 4)  # the file says it is a waltz
     strict = tmp_path / "aaba"
     command = ["sample", "--model", tiny_prior_dir, "--length", "64", "--form", "AABA", "--form-strict"]
     assert main([*command, "--num", "40", "--out", str(strict)]) == 0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from notetune.pretrained.form import Form, FormError, check_form_constraints, form_allowed, form_violations
 from notetune.rewards import RewardSet, RewardSetup
+from notetune.rewards.structure import segment_agreement
 from test_structure import A_PHRASE, A_VARIED, B_PHRASE, C_PHRASE, D_PHRASE, C, D, E, F, G, play
 
 
@@ -30,10 +31,20 @@ def test_an_aaba_piece_scores_and_an_abcd_piece_does_not():
     assert total[0] > total[1] + 50
 
 
-def test_terms_are_charged_at_phrase_ends():
+def test_phrase_terms_are_paid_step_by_step_and_sum_to_the_phrase_count():
     per_step = terms(AABA, "AABA")
-    assert np.flatnonzero(per_step["form_return"][0]).tolist() == [63, 127]
-    assert np.flatnonzero(per_step["form_contrast"][0]).tolist() == [95]
+    paid_at = np.flatnonzero(per_step["form_return"][0]).tolist()
+    assert paid_at == [*range(32, 64), *range(96, 128)]  # each agreeing step of a returning A, as it is written
+    assert set(np.flatnonzero(per_step["form_cadence"][0])) <= {31, 63, 95, 127}  # events: at phrase ends
+    pieces = np.random.default_rng(0).integers(0, 38, size=(64, 128))
+    per_step = terms(pieces, "AA'BA")
+    by_phrase = {name: values.reshape(64, 4, 32).sum(axis=2) for name, values in per_step.items()}
+    np.testing.assert_allclose(by_phrase["form_return"][:, 3], segment_agreement(pieces, 0, 96, 32))
+    half_kept = segment_agreement(pieces, 0, 32, 16)
+    half_changed = 16 - segment_agreement(pieces, 16, 48, 16)
+    np.testing.assert_allclose(by_phrase["form_variation"][:, 1], half_kept + half_changed)
+    np.testing.assert_allclose(by_phrase["form_contrast"][:, 2], 32 - segment_agreement(pieces, 0, 64, 32))
+    assert set(np.unique(per_step["form_return"])) <= {0.0, 1.0}  # a step adds to every transposition's count
 
 
 def test_a_return_in_another_key_is_paid_in_full():

@@ -144,7 +144,7 @@ def create_app(
             "models": [m.describe() for m in library.models.values()],
             "prior": library.prior.name,
             "vocabulary": vocab.to_dict() | {"size": vocab.size},
-            "meters": {name: meter.describe() for name, meter in gen.METERS.items()},
+            "meters": {name: gen.describe_meter(meter) for name, meter in gen.METERS.items()},
             "max_bars": gen.MAX_BARS,
             "max_count": gen.MAX_COUNT,
             "keys": [str(key) for key in ALL_KEYS],

@@ -20,11 +20,11 @@ from notetune.pretrained.encoding import (
     tokens_to_pretty_midi,
 )
 from notetune.pretrained.export import SAMPLE_RATE, render_audio
+from notetune.pretrained.meter import MAX_BARS, METERS, Meter
 from notetune.pretrained.vocab import Vocabulary
 from notetune.rewards.keys import Key
 
 from .errors import StudioError
-from .generation import MAX_BARS, METERS, Meter
 
 MEDIA_TYPES = {"midi": "audio/midi", "musicxml": "application/vnd.recordare.musicxml+xml", "wav": "audio/wav"}
 SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "wav": ".wav"}
@@ -44,9 +44,7 @@ class ImportedMelody:
 
 
 def midi_bytes(tokens: np.ndarray, vocab: Vocabulary, key: Key, meter: Meter, tempo: float = 120.0) -> bytes:
-    pm = tokens_to_pretty_midi(tokens, vocab, tempo)
-    pm.time_signature_changes.append(pretty_midi.TimeSignature(meter.numerator, meter.denominator, 0.0))
-    pm.key_signature_changes.append(pretty_midi.KeySignature(key.tonic + (12 if key.mode == "minor" else 0), 0.0))
+    pm = tokens_to_pretty_midi(tokens, vocab, tempo, meter=meter, key=str(key))
     buffer = io.BytesIO()
     pm.write(buffer)
     return buffer.getvalue()
@@ -54,12 +52,8 @@ def midi_bytes(tokens: np.ndarray, vocab: Vocabulary, key: Key, meter: Meter, te
 
 def musicxml_bytes(tokens: np.ndarray, vocab: Vocabulary, key: Key, meter: Meter, title: str = "") -> bytes:
     from music21 import metadata
-    from music21 import meter as m21meter
 
-    score = tokens_to_music21(tokens, vocab, str(key))
-    part = score.parts[0]
-    for old in part.getElementsByClass(m21meter.TimeSignature):
-        part.replace(old, m21meter.TimeSignature(meter.name))
+    score = tokens_to_music21(tokens, vocab, str(key), meter)
     if title:
         score.metadata = metadata.Metadata(title=title)
     with tempfile.TemporaryDirectory() as directory:

@@ -21,6 +21,7 @@ from notetune.pretrained.constraints import (
     parse_constraint,
     parse_primer,
 )
+from notetune.pretrained.meter import MAX_BARS, METERS, Meter
 from notetune.pretrained.model import NoteRNN, PriorProduct
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.vocab import NO_EVENT, NOTE_OFF, NUM_SPECIAL, Vocabulary
@@ -28,34 +29,14 @@ from notetune.rewards.keys import Key
 
 from .errors import StudioError
 
-MAX_BARS = 16
 MAX_COUNT = 8
 """Most melodies one generate request may ask for."""
 MAX_PRIMER = 256
 
 
-@dataclass(frozen=True)
-class Meter:
-    """A time signature on the 16th-note grid."""
-
-    name: str
-    steps_per_bar: int
-    steps_per_beat: int
-    """Steps between metronome clicks: a quarter in 4/4 and 3/4, a dotted quarter in 6/8."""
-
-    @property
-    def numerator(self) -> int:
-        return int(self.name.split("/")[0])
-
-    @property
-    def denominator(self) -> int:
-        return int(self.name.split("/")[1])
-
-    def describe(self) -> dict:
-        return {"steps_per_bar": self.steps_per_bar, "steps_per_beat": self.steps_per_beat}
-
-
-METERS = {meter.name: meter for meter in (Meter("4/4", 16, 4), Meter("3/4", 12, 4), Meter("6/8", 12, 6))}
+def describe_meter(meter: Meter) -> dict:
+    """What the page needs of a meter: bar length and the steps between metronome clicks."""
+    return {"steps_per_bar": meter.steps_per_bar, "steps_per_beat": meter.steps_per_beat}
 
 
 @dataclass(frozen=True)
