@@ -157,7 +157,9 @@ class TuneConfig(PieceFields):
     checkpoint_every: int = 131_072
     """Environment steps between training checkpoints (for --resume)."""
     patience: int = 10
-    """Stop when this many evaluations after the first eligible one bring no better one (0 = never)."""
+    """Stop when this many evaluations after the best tuned one bring no better one (0 = never). The clock starts
+    at the first tuned checkpoint chosen: while none beats the untuned model (e.g. a target missed while its
+    multiplier is still rising), the run goes on, up to --steps."""
     max_kl: float = 8.0
     """Selection bound: largest KL per composition of an eligible checkpoint."""
     min_distinct_melodies: float = 0.992

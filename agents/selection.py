@@ -205,8 +205,8 @@ class Watcher:
         if improved:
             self.best = {"step": step, "stats": dict(chosen_stats), "missed": chosen_missed}
             self.stale = 0
-        elif step > 0 and self.best is not None:
-            self.stale += 1
+        elif step > 0 and self.best is not None and self.best["step"] > 0:
+            self.stale += 1  # the clock starts at the first tuned checkpoint chosen, not at the untuned model
         stop_reason = None
         if collapse and self.stop_on_collapse:
             stop_reason = "collapse: " + "; ".join(collapse)

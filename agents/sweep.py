@@ -45,6 +45,8 @@ HEADLINE_METRICS = (
 )
 """Final-evaluation figures every summary row carries: the trade-off, then Table 1 and collapse checks."""
 PARETO_X, PARETO_Y = "log_prior_per_token", "music_reward"
+FRONTIER_KL = "kl_per_composition"
+"""The cost axis of the targets frontier (targets met against KL)."""
 """The Pareto plot: stay close to the prior (x, higher is closer) against music-theory reward (y)."""
 
 
@@ -260,6 +262,9 @@ def summarize_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
             "pareto": False,
             "best": False,
             "untuned": None,
+            "targets_met": None,
+            "targets_total": None,
+            "frontier": False,
         }
         if status == "finished":
             record = json.loads((directory / RUN_FILE).read_text())
@@ -273,11 +278,17 @@ def summarize_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 stop_reason=record["stop_reason"],
                 untuned=record.get("untuned"),
             )
+            targets = (record.get("targets") or {}).get("targets") or []
+            if targets:
+                row["targets_met"] = sum(bool(target["met"]) for target in targets)
+                row["targets_total"] = len(targets)
         elif status == "failed":
             row["error"] = first_line((directory / ERROR_FILE).read_text())
         rows.append(row)
     for index in pareto_front(rows):
         rows[index]["pareto"] = True
+    for index in targets_frontier(rows):
+        rows[index]["frontier"] = True
     best = best_trial(rows, sweep["metric"], sweep["mode"])
     if best is not None:
         rows[best]["best"] = True
@@ -286,11 +297,29 @@ def summarize_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 def pareto_front(rows: list[dict[str, Any]], x: str = PARETO_X, y: str = PARETO_Y) -> list[int]:
     """Indices of the rows no other row beats on both ``x`` and ``y`` (both maximised)."""
-    points = [
-        (i, row["metrics"][x], row["metrics"][y])
-        for i, row in enumerate(rows)
-        if _is_finite(row["metrics"].get(x)) and _is_finite(row["metrics"].get(y))
-    ]
+    return _non_dominated(
+        [
+            (i, row["metrics"][x], row["metrics"][y])
+            for i, row in enumerate(rows)
+            if _is_finite(row["metrics"].get(x)) and _is_finite(row["metrics"].get(y))
+        ]
+    )
+
+
+def targets_frontier(rows: list[dict[str, Any]], kl: str = FRONTIER_KL) -> list[int]:
+    """Indices of the trials with targets that no other trial beats on both targets met (more) and KL (less):
+    the trade-off a sweep over target levels maps."""
+    return _non_dominated(
+        [
+            (i, row["targets_met"], -row["metrics"][kl])
+            for i, row in enumerate(rows)
+            if row.get("targets_met") is not None and _is_finite(row["metrics"].get(kl))
+        ]
+    )
+
+
+def _non_dominated(points: list[tuple[int, float, float]]) -> list[int]:
+    """Indices of the (index, x, y) points that no other point beats on both x and y (both maximised)."""
     return [
         i for i, xi, yi in points if not any(xj >= xi and yj >= yi and (xj > xi or yj > yi) for _, xj, yj in points)
     ]

@@ -1,5 +1,6 @@
 """A sweep's summary: ``summary.json``, ``summary.md``, a printed table and ``pareto.png`` (music-theory
-reward against log p_prior per note, Pareto-optimal trials marked); also an HTML section for ``compare``.
+reward against log p_prior per note, Pareto-optimal trials marked); for trials with targets also
+``frontier.png`` (targets met against KL, the frontier marked); and an HTML section for ``compare``.
 
 Everything is read from the sweep directory (``sweep.json`` and the trials' ``run.json``), so a summary can
 be rebuilt at any time, without Ray. Figures are drawn without pyplot (no display, no global backend).
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-from notetune.agents.sweep import PARETO_X, PARETO_Y, load_sweep_file, summarize_sweep
+from notetune.agents.sweep import FRONTIER_KL, PARETO_X, PARETO_Y, load_sweep_file, summarize_sweep
 
 TABLE_METRICS = (
     "music_reward",
@@ -53,7 +54,8 @@ SHORT_TITLES = {
 
 
 def write_sweep_summary(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-    """Write ``summary.json``, ``summary.md`` and ``pareto.png`` into the sweep directory."""
+    """Write ``summary.json``, ``summary.md``, ``pareto.png`` and (with targets) ``frontier.png`` into the sweep
+    directory."""
     sweep_dir = Path(sweep_dir)
     sweep = load_sweep_file(sweep_dir)
     rows = summarize_sweep(sweep_dir)
@@ -72,6 +74,8 @@ def write_sweep_summary(sweep_dir: str | Path) -> tuple[list[dict[str, Any]], di
     paths["json"].write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
     paths["markdown"].write_text(format_markdown(rows, sweep["swept"], sweep["metric"], sweep["mode"]))
     write_pareto_plot(rows, paths["pareto"])
+    if any(row["targets_met"] is not None for row in rows):
+        paths["frontier"] = write_frontier_plot(rows, sweep_dir / "frontier.png")
     return rows, paths
 
 
@@ -83,7 +87,7 @@ def format_markdown(rows: list[dict[str, Any]], swept: list[str], metric: str, m
         + swept
         + [SHORT_TITLES.get(m, m) for m in TABLE_METRICS]
         + [f"r:{t}" for t in terms]
-        + ["steps", "seconds", "Pareto", "error"]
+        + ["targets met", "steps", "seconds", "Pareto", "error"]
     )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -93,6 +97,7 @@ def format_markdown(rows: list[dict[str, Any]], swept: list[str], metric: str, m
             + [_format(row["metrics"].get(m)) for m in TABLE_METRICS]
             + [_format(row["reward_terms"].get(t)) for t in terms]
             + [
+                _targets_cell(row),
                 _format(row["steps"]),
                 "–" if row["seconds"] is None else f"{row['seconds']:.1f}",
                 "yes" if row["pareto"] else "",
@@ -105,7 +110,9 @@ def format_markdown(rows: list[dict[str, Any]], swept: list[str], metric: str, m
         "",
         f"{len(rows)} trials, {finished} finished. ★ = best by {metric} ({mode}). Pareto = no other trial "
         "has both more music reward and a higher log p_prior per note. r:NAME = that reward term's mean per "
-        "composition in the final evaluation. Each trial is a tuning run directory under trials/.",
+        "composition in the final evaluation. targets met = of the trial's own targets, in run.json "
+        "(⊙ = on the frontier: no other trial meets as many with less KL). Each trial is a tuning run "
+        "directory under trials/.",
     ]
     return "\n".join(lines + notes) + "\n"
 
@@ -186,6 +193,59 @@ def write_pareto_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def write_frontier_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Targets met (y) against KL per composition (x) of the trials with targets: the cost of meeting more of
+    them. The frontier (no trial meets as many with less KL) is joined as a staircase and labelled."""
+    path = Path(path)
+    points = [row for row in rows if row["targets_met"] is not None and _finite(row["metrics"].get(FRONTIER_KL))]
+    front = sorted((row for row in points if row["frontier"]), key=lambda row: row["metrics"][FRONTIER_KL])
+    figure = Figure(figsize=(7.5, 5.0))
+    axes = figure.add_subplot()
+    others = [row for row in points if not row["frontier"]]
+    if others:
+        axes.scatter(
+            [r["metrics"][FRONTIER_KL] for r in others],
+            [r["targets_met"] for r in others],
+            s=36,
+            facecolors="none",
+            edgecolors="0.45",
+            label="trial",
+        )
+    if front:
+        axes.step(
+            [r["metrics"][FRONTIER_KL] for r in front],
+            [r["targets_met"] for r in front],
+            where="post",
+            color="#1f6fb2",
+            marker="o",
+            markersize=7,
+            linewidth=1.2,
+            label="frontier",
+        )
+        for i, row in enumerate(front):
+            axes.annotate(
+                _shorten(row["trial"], 40),
+                (row["metrics"][FRONTIER_KL], row["targets_met"]),
+                textcoords="offset points",
+                xytext=(6, -12 - 10 * (i % 2)),
+                fontsize=7,
+                color="#1f6fb2",
+            )
+    most = max((row["targets_total"] for row in points), default=0)
+    if most:
+        axes.axhline(most, color="0.6", linestyle="--", linewidth=0.8, label=f"all {most} targets")
+        axes.set_ylim(-0.5, most + 0.8)
+    axes.set_xlabel("KL(π‖prior) per composition (nats; less = closer to the prior)")
+    axes.set_ylabel("targets met (of the trial's own)")
+    axes.set_title(f"{len(points)} trials with targets, {len(front)} on the frontier", fontsize=10)
+    axes.grid(alpha=0.3)
+    if points:
+        axes.legend(fontsize=8, loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
 def sweep_html_section(sweep_dir: str | Path, out_dir: str | Path, label: str | None = None) -> str:
     """An HTML fragment for `notetune compare`: the summary table and the Pareto plot, which is written to
     ``out_dir/plots/pareto-<n>.png`` (relative ``src``, like the report's other plots)."""
@@ -194,9 +254,18 @@ def sweep_html_section(sweep_dir: str | Path, out_dir: str | Path, label: str | 
     rows = summarize_sweep(sweep_dir)
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    plot = write_pareto_plot(rows, plots / f"pareto-{len(list(plots.glob('pareto-*.png')))}.png")
+    index = len(list(plots.glob("pareto-*.png")))
+    plot = write_pareto_plot(rows, plots / f"pareto-{index}.png")
+    frontier = None
+    if any(row["targets_met"] is not None for row in rows):
+        frontier = write_frontier_plot(rows, plots / f"frontier-{index}.png")
     e = html.escape
-    columns = ["trial", "status"] + sweep["swept"] + [SHORT_TITLES[m] for m in TABLE_METRICS] + ["Pareto", "error"]
+    columns = (
+        ["trial", "status"]
+        + sweep["swept"]
+        + [SHORT_TITLES[m] for m in TABLE_METRICS]
+        + ["targets met", "Pareto", "error"]
+    )
     parts = [
         f"<h3>Sweep {e(label or sweep_dir.name)}</h3>",
         f'<p class="note">{len(rows)} trials from <code>{e(str(sweep_dir))}</code>; ★ = best by '
@@ -208,7 +277,7 @@ def sweep_html_section(sweep_dir: str | Path, out_dir: str | Path, label: str | 
             [row["trial"] + (" ★" if row["best"] else ""), row["status"]]
             + [_format(row["params"].get(name)) for name in sweep["swept"]]
             + [_format(row["metrics"].get(m)) for m in TABLE_METRICS]
-            + ["yes" if row["pareto"] else "", row["error"] or ""]
+            + [_targets_cell(row), "yes" if row["pareto"] else "", row["error"] or ""]
         )
         parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     parts.append("</tbody></table>")
@@ -216,6 +285,11 @@ def sweep_html_section(sweep_dir: str | Path, out_dir: str | Path, label: str | 
         f'<img class="plot" src="{e(plot.relative_to(out_dir).as_posix())}" '
         'alt="music reward against log p_prior per note, Pareto-optimal trials marked">'
     )
+    if frontier is not None:
+        parts.append(
+            f'<img class="plot" src="{e(frontier.relative_to(out_dir).as_posix())}" '
+            'alt="targets met against KL per composition, the frontier marked">'
+        )
     return "\n".join(parts)
 
 
@@ -231,6 +305,12 @@ def _shared_untuned(rows: list[dict[str, Any]]) -> dict[str, float] | None:
         for axis in (PARETO_X, PARETO_Y)
     )
     return first if same and _finite(first.get(PARETO_X)) and _finite(first.get(PARETO_Y)) else None
+
+
+def _targets_cell(row: dict[str, Any]) -> str:
+    if row["targets_met"] is None:
+        return "–"
+    return f"{row['targets_met']}/{row['targets_total']}" + (" ⊙" if row["frontier"] else "")
 
 
 def _format(value: Any) -> str:

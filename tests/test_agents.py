@@ -214,6 +214,17 @@ def test_statistic_targets_decide_which_checkpoint_is_chosen():
     assert rule.describe_targets() == "starts_with_tonic ≥ 0.288, not_in_key ≤ 0.01"
 
 
+def test_patience_starts_at_the_first_tuned_checkpoint_chosen_not_at_the_untuned_model():
+    watcher = make_watcher(make_rule(max_kl=20.0, min_stats={"starts_with_tonic": 0.288}), patience=2)
+    assert watcher.observe(0, evaluation(starts_with_tonic=0.3))["improved"]  # the untuned model meets it
+    for step in range(1, 6):  # tuned checkpoints that miss the target (say its multiplier is still rising)
+        record = watcher.observe(step, evaluation(starts_with_tonic=0.2, music_reward=50.0))
+        assert not record["improved"] and record["stop"] is None
+    assert watcher.observe(6, evaluation(starts_with_tonic=0.4, music_reward=60.0))["improved"]
+    watcher.observe(7, evaluation(starts_with_tonic=0.2))
+    assert watcher.observe(8, evaluation(starts_with_tonic=0.2))["stop"].startswith("no better")
+
+
 def test_unknown_target_statistic_is_refused_before_any_training(tmp_path, tiny_prior_dir, tiny_corpus_path):
     with pytest.raises(TuneError, match="did you mean 'leaps_resolved'"):
         TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, min_stats={"leaps_resolve": 0.9}))

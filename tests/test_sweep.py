@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from notetune.agents.sweep import pareto_front
+from notetune.agents.sweep import pareto_front, targets_frontier
 from notetune.agents.sweep_spec import expand_trials, parse_sweep_spec
 from notetune.scripts.cli import main
 
@@ -126,9 +126,19 @@ def test_a_tiny_sweep_leaves_run_directories_a_summary_and_a_pareto_plot(sweep):
 
     plot = out / "pareto.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+    # Every trial has the default novelty targets: the frontier of targets met against KL is drawn.
+    for row in finished:
+        record = json.loads((out / "trials" / row["trial"] / "run.json").read_text())
+        assert row["targets_total"] == len(record["targets"]["targets"]) == 2
+        assert row["targets_met"] == sum(target["met"] for target in record["targets"]["targets"])
+    assert rows[TYPO]["targets_met"] is None and not rows[TYPO]["frontier"]
+    assert any(row["frontier"] for row in finished)
+    frontier = out / "frontier.png"
+    assert frontier.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and frontier.stat().st_size > 10_000
     markdown = (out / "summary.md").read_text()
     assert f"| {best['trial']} ★ | finished |" in markdown
-    assert "log p/note" in markdown and "r:key" in markdown
+    assert "log p/note" in markdown and "r:key" in markdown and "targets met" in markdown
     assert f"{best['metrics']['music_reward']:.3f}" in markdown
 
     # The printed table and the closing line.
@@ -254,6 +264,21 @@ def test_pareto_front_keeps_the_trials_nothing_beats_on_both_axes():
 
     rows = [row(-3.0, 1.0), row(-2.0, 0.5), row(-3.5, 0.8), row(-2.0, 0.5), row(-1.0, -1.0), {"metrics": {}}]
     assert pareto_front(rows) == [0, 1, 3, 4]  # (-3.5, 0.8) is beaten by (-3.0, 1.0); ties both stay
+
+
+def test_the_targets_frontier_keeps_trials_no_other_meets_as_many_targets_with_less_kl(tmp_path):
+    from notetune.scripts.sweep_report import write_frontier_plot
+
+    def row(met, kl):
+        return {"trial": f"t{met}-{kl}", "targets_met": met, "targets_total": 3, "metrics": {"kl_per_composition": kl}}
+
+    rows = [row(3, 9.0), row(2, 4.0), row(2, 5.0), row(0, 0.5), row(3, 12.0)]
+    rows.append({"trial": "no targets", "targets_met": None, "targets_total": None, "metrics": {}})
+    assert targets_frontier(rows) == [0, 1, 3]  # 2 targets at KL 5 costs more than at KL 4; all 3 at 12 > 9
+    for index, item in enumerate(rows):
+        item["frontier"] = index in (0, 1, 3)
+    plot = write_frontier_plot(rows, tmp_path / "frontier.png")
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_missing_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys, tiny_prior_dir, tiny_corpus_path):
