@@ -137,7 +137,9 @@ def evaluation_line(step: int, figures: Figures, record: dict[str, Any]) -> str:
         f"KL {figures['kl_per_composition']:5.2f}  log p {figures['log_prior_per_token']:+.3f}  "
         f"tonic {figures['starts_with_tonic']:.0%}  leaps {figures['leaps_resolved']:.0%}  "
         f"holds {figures['hold_share']:.0%}  rests {figures['rest_share']:.1%}  "
-        f"distinct {figures['distinct_melodies']:.1%}" + ("  *best*" if record["improved"] else "")
+        f"distinct {figures['distinct_melodies']:.1%}"
+        + (f"  judge {figures['judge_share']:.1%}" if "judge_share" in figures else "")
+        + ("  *best*" if record["improved"] else "")
     )
     reasons = record["violations"] or record["missed_targets"]
     confirmation = record.get("confirmation")

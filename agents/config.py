@@ -55,7 +55,12 @@ class TuneConfig(PieceFields):
     --corpus none."""
     solver: Literal["lagrangian", "distributional"] = "lagrangian"
     """How the targets' multipliers are found: lagrangian (PID dual ascent on rollout estimates) or distributional
-    (fitted on the prior's samples at the start; trains with β fixed at 1 toward p_prior·exp(λ·g))."""
+    (fitted on the prior's samples at the start, re-fitted every refit_every steps; trains with β fixed at 1
+    toward p_prior·exp(λ·g))."""
+    refit_every: int = 524_288
+    """Distributional: environment steps between re-fits of λ on the policy's own compositions, importance-
+    weighted by p_prior/π (the prior's samples rarely reach a far target, so a fit on them alone is poor);
+    0 = fit once, on the prior's."""
     keep_reward: bool = False
     """With --target: also maximise the --reward set's music reward (default: only least KL subject to targets)."""
     target_kp: float = 2.0
@@ -149,6 +154,12 @@ class TuneConfig(PieceFields):
     """Offset of the confirmation batch's seed: independent of the batch that nominated the checkpoint."""
     eval_resamples: int = 200
     """Bootstrap resamples of each evaluation's 95% intervals (0 = figures only)."""
+    judge: str = ""
+    """A simulated listener, module:function (tokens (N, T) → scores (N,), e.g.
+    notetune.rewards.listener:contour_arch): every evaluation also reports judge_share, the share of blind
+    pairs it prefers over as many of the untuned prior's compositions (ties half). With a learned reward this
+    draws the overoptimisation curve: the learned reward and the judge's true preference over training. It
+    only watches; selection does not read it."""
     confirm_size: int = 10_000
     """Compositions in the confirmation of an evaluation that would become the best: a fresh batch on which it
     is judged again, so a lucky batch cannot pick the exported model; the untuned model's figures (the
@@ -222,7 +233,7 @@ class TuneConfig(PieceFields):
     further)."""
     dpo_loss: Literal["sigmoid", "ipo"] = "sigmoid"
     """dpo: sigmoid (DPO's logistic loss) or ipo (IPO's squared loss)."""
-    dpo_epochs: int = 8
+    dpo_epochs: int = 32
     """dpo: passes over the training pairs (each is evaluated; the exported one has the lowest held-out loss)."""
 
 

@@ -50,8 +50,9 @@ class DPOConfig:
     """sigmoid (DPO's logistic loss) or ipo (IPO's squared loss)."""
     beta: float = 0.1
     """β: how far from the reference the preferences may pull the policy (smaller = further)."""
-    epochs: int = 8
-    """Passes over the training pairs."""
+    epochs: int = 32
+    """Passes over the training pairs (each is evaluated; the exported epoch has the lowest held-out loss within
+    the bounds: on 900 pairs of contour_arch that was epoch 25 of 40)."""
     batch_size: int = 32
     """Pairs per Adam step."""
     learning_rate: float = 1e-4

@@ -35,8 +35,9 @@ class RewardFitConfig:
     keep the one with the better validation accuracy."""
     members: int = 5
     """Ensemble size (each member: its own seed and bootstrap resample)."""
-    hidden_size: int = 32
-    """Hidden units of each member."""
+    hidden_size: int = 64
+    """Hidden units of each member (64 fitted contour_arch's 1,000 pairs better than 32: 82.7% against 81.6%
+    mean accuracy over four seeds on 10,000 fresh pairs)."""
     epochs: int = 100
     """Most passes over the pairs per member."""
     patience: int = 15

@@ -29,6 +29,7 @@ from notetune.pretrained.transpose import PRIOR_KEY, transpose_to_key
 from notetune.pretrained.vocab import HOLD, REST
 from notetune.rewards.evaluation import music_reward_per_composition
 from notetune.rewards.keys import Key
+from notetune.rewards.listener import judge_preference_share, judge_scores, load_judge
 from notetune.rewards.metrics import NoteNgramIndex
 from notetune.rewards.reward_set import RewardSet
 from stable_baselines3.common.callbacks import CallbackList
@@ -104,6 +105,8 @@ class TuneRun:
                 f"corpus {self.corpus_path} uses vocabulary {self.corpus.vocab} but the prior "
                 f"{self.prior_dir} uses {self.prior.vocab}"
             )
+        self.judge = load_judge(config.judge) if config.judge else None
+        self.judge_baselines: dict[tuple[int, int], np.ndarray] = {}
         music = self.build_rewards()
         try:  # targets name evaluation figures: refuse an unknown one (did you mean) before any work
             self.targets = RunTargets.from_config(config, list(music.weights), self.corpus is not None)
@@ -160,6 +163,17 @@ class TuneRun:
         log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed)
         return tokens, np.asarray(log_prior, dtype=np.float64).sum(axis=1)
 
+    def sample_policy(self, num: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``num`` of the current policy's compositions (a seed per ``step``) with their summed log p_prior and
+        summed log π (what the distributional solver re-fits its multipliers on)."""
+        seed = self.config.seed + self.config.eval_seed + 2 + step
+        tokens, log_policy = sample_tokens(
+            self.current_model(), num, self.length, seed=seed, return_log_probs=True, primer=self.primer,
+            allowed=self.allowed,
+        )  # fmt: skip
+        log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed)
+        return tokens, np.asarray(log_prior, np.float64).sum(axis=1), np.asarray(log_policy, np.float64).sum(axis=1)
+
     @property
     def reward_spec(self) -> list[str]:
         """What the run trains with: --reward, or the default for its length, plus 'form' with --form."""
@@ -175,6 +189,8 @@ class TuneRun:
         )
         log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed, form=form)
         music_reward_per_composition(self.build_rewards(), tokens, log_prior)
+        if self.judge is not None:
+            judge_scores(self.judge, tokens)  # a judge that fails or returns the wrong shape fails here too
 
     def build_algorithm(self) -> Resumable:
         fixed_beta = self.config.solver == "distributional" and bool(self.targets.shaping)
@@ -210,7 +226,26 @@ class TuneRun:
         figures = evaluation.figures()
         for name, metric in evaluation.metrics.items():  # 95% intervals travel with the figures into run.json
             figures[f"{name}_ci95"] = [metric.low, metric.high]
+        if self.judge is not None:
+            figures["judge_share"] = judge_preference_share(
+                self.judge, evaluation.tokens, self.judge_baseline(num, seed_offset)
+            )
         return figures
+
+    def judge_baseline(self, num: int, seed_offset: int) -> np.ndarray:
+        """The untuned prior's compositions the judge compares an evaluation's with: as many, sampled as the
+        policy is (primer, constraints, strict form) from another seed, drawn once per batch."""
+        if (num, seed_offset) not in self.judge_baselines:
+            self.judge_baselines[(num, seed_offset)] = sample_tokens(
+                self.prior,
+                num,
+                self.length,
+                seed=self.config.seed + seed_offset + 1,
+                primer=self.primer,
+                allowed=self.allowed,
+                form=self.piece.strict_layout,
+            )
+        return self.judge_baselines[(num, seed_offset)]
 
     def save_best(self, step: int, figures: dict[str, Any]) -> None:
         save_checkpoint(self.current_model(), self.out / "best", extra=self.checkpoint_extra(step, figures))
@@ -277,7 +312,14 @@ class TuneRun:
         stopping = [evaluation, StopTrainingOnTimeBudget(config.max_minutes, self.clock)]
         checkpoint = CheckpointCallback(self.save_training_checkpoint, config.checkpoint_every)
         # After the evaluation callback, whose step-0 evaluation measures the baseline the targets read.
-        targets = TargetCallback(self.targets, lambda: self.watcher.baseline, self.sample_prior, self.rewards.setup)
+        targets = TargetCallback(
+            self.targets,
+            lambda: self.watcher.baseline,
+            self.sample_prior,
+            self.rewards.setup,
+            sample_policy=self.sample_policy,
+            refit_every=config.refit_every,
+        )
         listed = [*([progress] if progress else []), *stopping, targets, checkpoint]
         return stopping, progress, CallbackList(listed)
 

@@ -5,9 +5,11 @@ to the run's reward set, resolves relative bounds once the untuned baseline is m
 confirmation batch at step 0), and owns the solver:
 
 - ``lagrangian``: multipliers by PID dual ascent on each rollout's slack estimates (:class:`TargetCallback`);
-- ``distributional``: multipliers fitted once, at the start, by moment matching on the prior's own samples
-  (uniform importance weights, since they are the prior's), then kept; the run trains with β fixed at 1 so that
-  its optimum is p_prior·exp(λ·g).
+- ``distributional``: multipliers fitted at the start by moment matching on the prior's own samples (uniform
+  importance weights, since they are the prior's), then re-fitted every ``refit_every`` steps on the policy's
+  own compositions with importance weights p_prior/π — as the policy nears p_prior·exp(λ·g), its samples cover
+  the region a far target tilts toward, where the prior's samples are few; the run trains with β fixed at 1
+  so that its optimum is p_prior·exp(λ·g).
 
 Its multipliers travel in training checkpoints (``TrainingState.targets``) and its summary goes into run.json.
 """
@@ -40,6 +42,8 @@ RELATIVE_FLOOR = 0.01
 """Bounds nearer 0 than this (e.g. not_in_key<=0) scale their term as if they were this."""
 PriorSamples = Callable[[int], tuple[np.ndarray, np.ndarray]]
 """num → (tokens (num, T), summed log p_prior (num,)) of the prior's compositions."""
+PolicySamples = Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""(num, seed) → (tokens (num, T), summed log p_prior (num,), summed log π (num,)) of the policy's compositions."""
 
 
 class RunTargets:
@@ -73,6 +77,9 @@ class RunTargets:
         self.baseline: dict[str, float] | None = None
         self.bounds: dict[str, float] = {}
         self.scales: dict[str, float] = {}
+        self.relative: dict[str, float] = {}
+        self.fits: list[dict[str, Any]] = []
+        """Distributional: each fit's step, multipliers and effective sample size (kept with the checkpoints)."""
         self.history: list[dict[str, float]] = []
         """Multipliers after each solver update (kept with the checkpoints, for the infeasibility warning)."""
 
@@ -124,16 +131,36 @@ class RunTargets:
         self.bounds = {t.name: t.bound(self.baseline) for t in self.shaping}
         # Each term pays its slack relative to its bound (rate / bound − 1): one set of PID gains then serves
         # a bound of 0.001 and one of 0.97, and a term is comparable with a music reward of any size.
-        relative = {t.name: max(abs(self.bounds[t.name]), RELATIVE_FLOOR) for t in self.shaping}
+        self.relative = {t.name: max(abs(self.bounds[t.name]), RELATIVE_FLOOR) for t in self.shaping}
         for name, fn in self.rewards._rewards if self.rewards is not None else ():
             target = next((t for t in self.shaping if t.name == name), None)
             if target is not None:  # the term's class holds its bound and scale (see constraint_entries)
                 type(fn).bound = self.bounds[name]
-                type(fn).scale = self.scales[target.statistic] * relative[name]
-        if isinstance(self.solver, DistributionalSolver) and not any(self.solver.multipliers.values()):
-            features = constraint_features(tokens, self.shaping, setup, self.baseline, self.scales, log_prior)
-            self.solver.fit(features / np.array([relative[t.name] for t in self.shaping]))
+                type(fn).scale = self.scales[target.statistic] * self.relative[name]
+        if isinstance(self.solver, DistributionalSolver) and not self.fits:
+            self.fit(0, tokens, log_prior, None, setup)
         self.apply()
+
+    def fit(
+        self, step: int, tokens: np.ndarray, log_prior: np.ndarray, log_policy: np.ndarray | None, setup: Any
+    ) -> dict[str, Any]:
+        """Distributional: fit λ on finished compositions with their summed log p_prior (and summed log π of
+        the model that drew them, None for the prior's own); the fit is recorded and applied."""
+        if not isinstance(self.solver, DistributionalSolver):
+            raise TypeError("only the distributional solver fits its multipliers on samples")
+        features = constraint_features(tokens, self.shaping, setup, self.baseline, self.scales, log_prior)
+        log_weights = None if log_policy is None else np.asarray(log_prior) - np.asarray(log_policy)
+        self.solver.fit(features / np.array([self.relative[t.name] for t in self.shaping]), log_weights)
+        fitted = self.solver.last_fit
+        record = {
+            "step": int(step),
+            "samples": "prior" if log_policy is None else "policy",
+            "multipliers": dict(self.solver.multipliers),
+            "effective_sample_size": fitted.effective_sample_size if fitted is not None else math.nan,
+        }
+        self.fits.append(record)
+        self.apply()
+        return record
 
     def apply(self) -> None:
         """Write the solver's multipliers into the reward set's weights."""
@@ -161,7 +188,12 @@ class RunTargets:
 
     # ------------------------------------------------------------------------------------------ records
     def state_dict(self) -> dict[str, Any]:
-        return {"solver": self.solver_name, "state": self.solver.state_dict(), "history": self.history}
+        return {
+            "solver": self.solver_name,
+            "state": self.solver.state_dict(),
+            "history": self.history,
+            "fits": self.fits,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not state:
@@ -172,6 +204,7 @@ class RunTargets:
             )
         self.solver.load_state_dict(state["state"])
         self.history = [dict(h) for h in state.get("history", [])]
+        self.fits = [dict(f) for f in state.get("fits", [])]
         self.apply()
 
     def summary(self, stats: Mapping[str, Any] | None, baseline: Mapping[str, float] | None) -> dict[str, Any]:
@@ -204,7 +237,10 @@ class RunTargets:
             for row in rows
             if row["infeasible"]
         ]
-        return {"solver": self.solver_name, "targets": rows, "warnings": warnings}
+        summary = {"solver": self.solver_name, "targets": rows, "warnings": warnings}
+        if self.fits:
+            summary["fits"] = self.fits
+        return summary
 
 
 class TargetCallback(BaseCallback):
@@ -218,15 +254,38 @@ class TargetCallback(BaseCallback):
         baseline: Callable[[], Mapping[str, float] | None],
         sample_prior: PriorSamples,
         setup: Any,
+        sample_policy: PolicySamples | None = None,
+        refit_every: int = 0,
     ) -> None:
         super().__init__()
         self.targets, self.baseline, self.sample_prior, self.setup = targets, baseline, sample_prior, setup
+        self.sample_policy, self.refit_every = sample_policy, refit_every
+        self.next_refit = 0
+
+    @property
+    def refits(self) -> bool:
+        return bool(
+            self.targets.shaping
+            and self.targets.solver_name == "distributional"
+            and self.refit_every > 0
+            and self.sample_policy is not None
+        )
 
     def _on_training_start(self) -> None:
         baseline = self.baseline()
         if baseline is None:
             raise RuntimeError("the targets need the untuned baseline: evaluate before the target callback runs")
         self.targets.resolve(baseline, self.sample_prior, self.setup)
+        if self.refits:
+            self.next_refit = (self.model.num_timesteps // self.refit_every + 1) * self.refit_every
+
+    def refit(self) -> None:
+        """λ fitted again on the policy's own compositions (a seed per step, so a resumed run draws the same)."""
+        step = self.model.num_timesteps
+        tokens, log_prior, log_policy = self.sample_policy(self.targets.prior_samples, step)
+        record = self.targets.fit(step, tokens, log_prior, log_policy, self.setup)  # applied to the reward set
+        self.logger.record("targets/effective_sample_size", record["effective_sample_size"])
+        self.next_refit = (step // self.refit_every + 1) * self.refit_every
 
     def _on_step(self) -> bool:
         return True
@@ -236,6 +295,8 @@ class TargetCallback(BaseCallback):
         names = [t.name for t in self.targets.shaping]
         if not names:
             return
+        if self.refits and self.model.num_timesteps >= self.next_refit:
+            self.refit()
         slacks = {name: float(stats.get(f"rewards/{name}/mean", math.nan)) for name in names}
         multipliers = (
             self.targets.update(slacks) if self.targets.solver_name == "lagrangian" else self.targets.solver.multipliers

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from notetune.pretrained.encoding import canonicalize
 from notetune.rewards.core import RewardError, RewardSetup, StatefulReward, StepBatch
 from notetune.rewards.evaluation import COPY_NS, novelty_counts
-from notetune.rewards.metrics import NoteNgramIndex, pitch_statistics, rhythm_statistics
+from notetune.rewards.metric_table import MAX_SET_SIZE
+from notetune.rewards.metrics import NoteNgramIndex, distinct_ngram_counts, pitch_statistics, rhythm_statistics
 from notetune.rewards.registry import RewardEntry
 from notetune.rewards.reward_set import RewardSet
 from notetune.rewards.statistics import STATISTICS, Ratio, table1_counts
@@ -39,9 +41,12 @@ PITCH_RHYTHM = (
 )
 NOVELTY = (*(f"copy_rate_{n}gram" for n in COPY_NS), "plagiarism_rate", "longest_copied_span")
 LOG_PRIOR = "log_prior_per_token"
-CONSTRAINABLE = (*TABLE1_COUNTED, LOG_PRIOR, *NOVELTY, *PITCH_RHYTHM)
+DISTINCT_4GRAM = "distinct_4gram"
+"""A set figure with per-composition counts all the same: each 4-gram of a composition counts 1/m, m its
+occurrences in the composition's set of 100 (:func:`~notetune.rewards.metrics.distinct_ngram_counts`)."""
+CONSTRAINABLE = (*TABLE1_COUNTED, LOG_PRIOR, *NOVELTY, *PITCH_RHYTHM, DISTINCT_4GRAM)
 """Statistics with per-composition counts: they can be targets that shape the reward."""
-SET_STATISTICS = ("distinct_melodies", "distinct_4gram", "kl_per_composition", "music_reward")
+SET_STATISTICS = ("distinct_melodies", "kl_per_composition", "music_reward")
 """Statistics of a whole set of compositions: targets on them can choose checkpoints but not shape rewards."""
 KNOWN_STATISTICS = (*CONSTRAINABLE, *SET_STATISTICS)
 
@@ -185,6 +190,8 @@ def composition_counts(
         if corpus_index is None:
             raise TargetError("corpus copy-rate targets need the corpus; give the run a corpus (not --corpus none)")
         counts.update(novelty_counts(corpus_index, tokens))
+    if DISTINCT_4GRAM in names:
+        counts[DISTINCT_4GRAM] = distinct_ngram_counts(canonicalize(tokens), 4, MAX_SET_SIZE)
     if LOG_PRIOR in names:
         if log_prior is None:
             raise TargetError("a log_prior_per_token target needs the prior's log-probabilities of the compositions")

@@ -346,6 +346,37 @@ def diversity_by_set(tokens: np.ndarray, set_size: int, ns: Sequence[int] = (2, 
     return results
 
 
+def distinct_ngram_counts(tokens: np.ndarray, n: int, set_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per melody, (numerator, denominator) of the distinct-n share of the sets of ``set_size`` it falls in.
+
+    Each of a melody's n-gram windows counts 1/m, m = how often that n-gram occurs in its set, so a set's
+    numerators sum to its number of distinct n-grams and Σ num / Σ den over the sets is the mean distinct-n
+    share that :func:`diversity_by_set` reports — a set figure split into per-melody counts, so it can be a
+    target that shapes the reward (a melody is paid for the n-grams its set has not heard often).
+
+    The share falls as sets grow, so every set has exactly ``set_size`` melodies: consecutive sets, the last
+    one wrapping around to the first melodies, whose numerator is then the mean over their two sets. Fewer
+    melodies than ``set_size`` form one set. Pass canonical tokens.
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    count, length = tokens.shape
+    windows = length - n + 1
+    if windows < 1:
+        raise ValueError(f"distinct-{n} needs melodies of at least {n} steps, got {length}")
+    size = min(set_size, count)
+    num_sets = -(-count // size)
+    members = (np.arange(num_sets)[:, None] * size + np.arange(size)) % count  # (sets, size) melody indices
+    keys = np.full((num_sets, size, windows), _SEED, dtype=np.uint64)
+    for offset in range(n):
+        keys = _mix(keys, tokens[members, offset : offset + windows])
+    keys = _mix(keys, np.broadcast_to(np.arange(num_sets)[:, None, None], keys.shape))
+    size_of, _ = _group_sizes(keys.ravel())
+    per_appearance = (1.0 / size_of).reshape(num_sets * size, windows).sum(axis=1)
+    appearances = np.bincount(members.ravel(), minlength=count)
+    numerator = np.bincount(members.ravel(), weights=per_appearance, minlength=count) / appearances
+    return numerator, np.full(count, float(windows))
+
+
 def _distinct_ngrams_per_set(tokens: np.ndarray, n: int, set_size: int, vocab_size: int) -> np.ndarray:
     """(sets,) number of distinct token n-grams in each consecutive set of ``set_size`` melodies."""
     count, length = tokens.shape

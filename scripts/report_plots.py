@@ -178,21 +178,45 @@ def plot_bar_similarity(evaluation: Evaluation, path: Path, color_map: str = "vi
     return _save(figure, path)
 
 
-def plot_run_trajectories(record: dict, path: Path) -> Path:
-    """A tuning run over training, from its run.json: each target's figure (its bound dashed, the chosen
-    evaluation marked) and the KL to the prior per composition, one panel each."""
+OVEROPTIMISATION = ("reward_learned", "judge_share")
+"""The figures of the overoptimisation curve (a learned reward, and a judge's preference: ``tune --judge``)."""
+
+
+def _series(evaluations: list[dict], statistic: str) -> np.ndarray:
+    """One figure over a run's evaluations (NaN where an evaluation lacks it)."""
+    return np.array([np.nan if e["stats"].get(statistic) is None else e["stats"][statistic] for e in evaluations])
+
+
+def trajectory_panels(record: dict) -> list[tuple[str, str, float | None]]:
+    """(statistic, title, bound) of each panel of :func:`plot_run_trajectories`: the targets, the KL, and the
+    overoptimisation curve when the run's evaluations carry a learned reward and a judge's share."""
     evaluations = record.get("evaluations") or []
-    steps = np.array([e["step"] for e in evaluations], dtype=float)
     rows = (record.get("targets") or {}).get("targets", [])
     panels = [(row["statistic"], row["target"], row.get("bound")) for row in rows]
     panels.append(("kl_per_composition", "KL(π‖prior) per composition (nats)", None))
+    if all(any(name in e["stats"] for e in evaluations) for name in OVEROPTIMISATION) and evaluations:
+        panels.append((OVEROPTIMISATION[0], "learned reward (left) and the judge's preference (right, black)", None))
+    return panels
+
+
+def plot_run_trajectories(record: dict, path: Path) -> Path:
+    """A tuning run over training, from its run.json: each target's figure (its bound dashed, the chosen
+    evaluation marked) and the KL to the prior per composition, one panel each; with a learned reward and a
+    judge (``tune --judge``), the overoptimisation curve: both over training in one panel."""
+    evaluations = record.get("evaluations") or []
+    steps = np.array([e["step"] for e in evaluations], dtype=float)
+    panels = trajectory_panels(record)
+    curve = panels[-1][0] == OVEROPTIMISATION[0]
     chosen = (record.get("chosen") or {}).get("step")
     columns = min(3, len(panels))
     figure = Figure(figsize=(4.2 * columns, 2.8 * -(-len(panels) // columns)))
     axes = figure.subplots(-(-len(panels) // columns), columns, squeeze=False)
     for i, (axis, (statistic, title, bound)) in enumerate(zip(axes.flat, panels, strict=False)):
-        values = np.array([np.nan if e["stats"].get(statistic) is None else e["stats"][statistic] for e in evaluations])
-        axis.plot(steps / 1e6, values, marker="o", markersize=3, color=COLORS[i % len(COLORS)])
+        axis.plot(steps / 1e6, _series(evaluations, statistic), marker="o", markersize=3, color=COLORS[i % len(COLORS)])
+        if curve and statistic == OVEROPTIMISATION[0]:
+            judge = axis.twinx()
+            judge.plot(steps / 1e6, _series(evaluations, "judge_share"), marker="s", markersize=3, color="black")
+            judge.tick_params(labelsize=8)
         if bound is not None:
             axis.axhline(bound, linestyle="--", color="black", linewidth=1, label="bound")
         if chosen is not None and chosen in steps:

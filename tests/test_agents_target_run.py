@@ -111,6 +111,29 @@ def test_the_distributional_solver_fits_on_prior_samples_and_trains_with_beta_on
     assert run.rewards.weights["target_hold_share_min"] == holds["multiplier"]
 
 
+def test_the_distributional_solver_refits_on_the_policys_samples_and_applies_each_fit(
+    tmp_path, tiny_prior_dir, tiny_corpus_path
+):
+    settings = dict(target=[HOLDS], solver="distributional", steps=4096, refit_every=1024, novelty_target=["none"])
+    run = TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, **settings))
+    record = run.run()
+    fits = record["targets"]["fits"]
+    assert fits[0]["samples"] == "prior" and fits[0]["step"] == 0
+    assert len(fits) >= 3 and all(fit["samples"] == "policy" for fit in fits[1:])
+    assert [fit["step"] for fit in fits[1:]] == sorted({fit["step"] for fit in fits[1:]})
+    assert all(0 < fit["effective_sample_size"] <= run.targets.prior_samples for fit in fits)
+    # The latest fit is what the reward set pays and what run.json reports.
+    (holds,) = record["targets"]["targets"]
+    assert run.rewards.weights["target_hold_share_min"] == holds["multiplier"]
+    assert holds["multiplier"] == fits[-1]["multipliers"]["target_hold_share_min"]
+    assert fits[-1]["multipliers"] != fits[0]["multipliers"]
+    # A training checkpoint keeps the fits, so a resumed run neither re-fits on the prior nor loses them.
+    state = run.training_state().targets
+    resumed = TuneRun(config(tmp_path, tiny_prior_dir, tiny_corpus_path, **settings), resume=True)
+    resumed.targets.load_state_dict(json.loads(json.dumps(state)))
+    assert resumed.targets.fits == fits
+
+
 def test_keep_reward_keeps_the_music_reward_and_a_toml_targets_table_adds_targets(
     tmp_path, tiny_prior_dir, tiny_corpus_path
 ):

@@ -13,8 +13,10 @@ from notetune.agents.targets import (
     with_targets,
 )
 from notetune.envs import MelodyVecEnv
+from notetune.pretrained.encoding import canonicalize
 from notetune.pretrained.sampling import sample_tokens
 from notetune.rewards import RewardSet, RewardSetup
+from notetune.rewards.metrics import diversity_by_set
 from notetune.rewards.statistics import table1_statistics
 
 TONIC = 14  # C4 in the default vocabulary: C major's tonic token
@@ -79,6 +81,30 @@ def test_a_relative_target_reads_the_untuned_baseline(tiny_prior):
 def test_a_set_statistic_cannot_shape_the_reward():
     with pytest.raises(TargetError, match="whole set of compositions"):
         with_targets(RewardSet.from_spec("notetune"), [Target.parse("distinct_melodies>=0.999")])
+
+
+def test_distinct_4grams_split_into_per_composition_counts_and_can_shape_the_reward():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 8, size=(300, 16))
+    tokens[100:200] = tokens[100]  # the middle set of 100 repeats one melody
+    numerator, denominator = composition_counts(tokens, ["distinct_4gram"], RewardSetup())["distinct_4gram"]
+    per_set = numerator.reshape(3, 100).sum(axis=1) / denominator.reshape(3, 100).sum(axis=1)
+    assert per_set == pytest.approx(diversity_by_set(canonicalize(tokens), 100)["distinct_4gram"])
+    repeated = len({tuple(tokens[100, i : i + 4]) for i in range(13)})  # one melody's 4-grams, 100 times over
+    assert per_set[1] == pytest.approx(repeated / 1300)
+    # A composition is paid for 4-grams its set has not heard often: the repeated ones earn 1/100 each.
+    assert numerator[150] == pytest.approx(repeated / 100) and numerator[:100].mean() > 5 * numerator[150]
+    # A batch of 256 is cut into sets of exactly 100 (the last wraps around), as the figure is measured: the
+    # share rises as sets shrink, so a remainder set of 56 would pay for diversity the evaluation never sees.
+    fresh = rng.integers(0, 8, size=(256, 16))
+    numerator, denominator = composition_counts(fresh, ["distinct_4gram"], RewardSetup())["distinct_4gram"]
+    by_hundred = diversity_by_set(canonicalize(fresh), 100)["distinct_4gram"].mean()
+    assert numerator.sum() / denominator.sum() == pytest.approx(by_hundred, abs=0.01)
+    assert diversity_by_set(canonicalize(fresh), 56)["distinct_4gram"].mean() > by_hundred + 0.05
+    target = Target.parse("distinct_4gram>=0.5")
+    rewards = with_targets(RewardSet.from_spec("notetune", length=16), [target], multipliers={target.name: 1.0})
+    paid = rewards.evaluate(tokens[:256])[target.name][:, -1]
+    assert paid[100:200].max() < 0 < paid[:100].min()
 
 
 def test_constraint_term_pays_the_slack_at_the_last_step_only():
