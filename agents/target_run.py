@@ -43,7 +43,8 @@ RELATIVE_FLOOR = 0.01
 PriorSamples = Callable[[int], tuple[np.ndarray, np.ndarray]]
 """num → (tokens (num, T), summed log p_prior (num,)) of the prior's compositions."""
 PolicySamples = Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
-"""(num, seed) → (tokens (num, T), summed log p_prior (num,), summed log π (num,)) of the policy's compositions."""
+"""(num, step) → (tokens (num, T), summed log p_prior (num,), summed log π (num,)) of the policy's compositions
+(its sampling seed follows from the step, so a resumed run draws the same)."""
 
 
 class RunTargets:
