@@ -133,6 +133,12 @@ def format_text_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(text + ["P = Pareto-optimal (music reward vs log p_prior per note), ★ = best by the metric"])
 
 
+def _scatter_trials(axes: Any, xs: list[float], ys: list[float]) -> None:
+    """The trials off the front (Pareto or targets frontier): open grey circles."""
+    if xs:
+        axes.scatter(xs, ys, s=36, facecolors="none", edgecolors="0.45", label="trial")
+
+
 def write_pareto_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Scatter of finished trials, music reward (y) against log p_prior per note (x); Pareto-optimal trials
     are filled, labelled and joined; the untuned model is a star when every trial shares it."""
@@ -142,15 +148,7 @@ def write_pareto_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
     others = [row for row in points if not row["pareto"]]
     figure = Figure(figsize=(7.5, 5.0))
     axes = figure.add_subplot()
-    if others:
-        axes.scatter(
-            [r["metrics"][PARETO_X] for r in others],
-            [r["metrics"][PARETO_Y] for r in others],
-            s=36,
-            facecolors="none",
-            edgecolors="0.45",
-            label="trial",
-        )
+    _scatter_trials(axes, [r["metrics"][PARETO_X] for r in others], [r["metrics"][PARETO_Y] for r in others])
     if front:
         axes.plot(
             [r["metrics"][PARETO_X] for r in front],
@@ -202,15 +200,7 @@ def write_frontier_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
     figure = Figure(figsize=(7.5, 5.0))
     axes = figure.add_subplot()
     others = [row for row in points if not row["frontier"]]
-    if others:
-        axes.scatter(
-            [r["metrics"][FRONTIER_KL] for r in others],
-            [r["targets_met"] for r in others],
-            s=36,
-            facecolors="none",
-            edgecolors="0.45",
-            label="trial",
-        )
+    _scatter_trials(axes, [r["metrics"][FRONTIER_KL] for r in others], [r["targets_met"] for r in others])
     if front:
         axes.step(
             [r["metrics"][FRONTIER_KL] for r in front],
