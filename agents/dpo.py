@@ -27,8 +27,10 @@ import torch
 from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint, read_config, save_checkpoint
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.sampling import sample_tokens
 from notetune.pretrained.transpose import PRIOR_KEY
 from notetune.rewards.keys import Key
+from notetune.rewards.listener import Judge, judge_preference_share, load_judge
 from notetune.rewards.preferences import PreferenceError, parse_preferences
 
 from .config import TuneConfig
@@ -72,6 +74,9 @@ class DPOConfig:
     """Seed of the split, the batch order and the evaluation samples."""
     threads: int = 1
     """torch CPU threads."""
+    judge: str = ""
+    """A simulated listener, module:function: every epoch's evaluation also reports judge_share, the share of
+    blind pairs it prefers over the prior's compositions. It only watches; the chosen epoch does not read it."""
 
     def __post_init__(self) -> None:
         if self.beta <= 0:
@@ -106,11 +111,19 @@ def melody_log_probs(model: NoteRNN, tokens: torch.Tensor) -> torch.Tensor:
     return model.sequence_log_probs(tokens).sum(dim=1)
 
 
-def kl_and_log_prior(policy: NoteRNN, prior: NoteRNN, size: int, length: int, seed: int) -> dict[str, float]:
+def kl_and_log_prior(
+    policy: NoteRNN, prior: NoteRNN, size: int, length: int, seed: int, judge: Judge | None = None
+) -> dict[str, float]:
     """KL(π‖prior) per composition, mean log p_prior per token and distinct melodies of ``size`` compositions
-    sampled from π — the evaluation pipeline's own figures."""
-    figures = evaluate_policy(policy, prior, num=size, length=length, seed=seed, resamples=0).figures()
-    return {name: figures[name] for name in ("kl_per_composition", "log_prior_per_token", "distinct_melodies")}
+    sampled from π — the evaluation pipeline's own figures — and with a ``judge`` its ``judge_share`` against
+    as many of the prior's compositions (another seed), as a tuning run's evaluations report it."""
+    evaluation = evaluate_policy(policy, prior, num=size, length=length, seed=seed, resamples=0)
+    figures = evaluation.figures()
+    kept = {name: figures[name] for name in ("kl_per_composition", "log_prior_per_token", "distinct_melodies")}
+    if judge is not None:
+        baseline = sample_tokens(prior, size, length, seed=seed + 1)
+        kept["judge_share"] = judge_preference_share(judge, evaluation.tokens, baseline)
+    return kept
 
 
 def train_dpo(
@@ -134,6 +147,7 @@ def train_dpo(
     data = parse_preferences(lines, prior.vocab)
     if len(data) < MIN_PAIRS:
         raise PreferenceError(f"DPO needs at least {MIN_PAIRS} usable pairs; {data.summary()}")
+    judge = load_judge(config.judge) if config.judge else None
     train_index, held_index, split_by = split_pairs(data, config.held_out, config.seed)
     train = [torch.from_numpy(x) for x in reading_arrays(data, train_index, prior.vocab)]
     held = [torch.from_numpy(x) for x in reading_arrays(data, held_index, prior.vocab)]
@@ -159,7 +173,7 @@ def train_dpo(
             h = (policy_a - reference_held[0]) - (policy_b - reference_held[1])
         decided = held[2] != 0.5
         accuracy = ((h > 0) == (held[2] > 0.5))[decided].float().mean() if decided.any() else torch.tensor(math.nan)
-        figures = kl_and_log_prior(policy, prior, config.eval_size, config.length, config.seed + 7)
+        figures = kl_and_log_prior(policy, prior, config.eval_size, config.length, config.seed + 7, judge)
         return {"epoch": epoch, "held_out_loss": float(loss), "held_out_accuracy": float(accuracy), **figures}
 
     history = [evaluate(0)]
@@ -256,6 +270,7 @@ def dpo_config(config: TuneConfig) -> DPOConfig:
             min_distinct_melodies=config.min_distinct_melodies,
             seed=config.seed,
             threads=config.threads,
+            judge=config.judge,
         )
     except ValueError as error:
         raise PreferenceError(str(error)) from None

@@ -175,6 +175,7 @@ def print_dpo_record(record: dict) -> None:
             f"  epoch {row['epoch']:3d}: held-out loss {row['held_out_loss']:.4f}, accuracy "
             f"{row['held_out_accuracy']:.1%}, KL {row['kl_per_composition']:.2f} nats/composition, "
             f"log p_prior {row['log_prior_per_token']:.3f}/token, distinct {row['distinct_melodies']:.1%}"
+            + (f", judge {row['judge_share']:.1%}" if "judge_share" in row else "")
         )
     chosen = record["chosen"]
     print(f"exported {chosen['path']} (epoch {chosen['epoch']}: {chosen['why']})")

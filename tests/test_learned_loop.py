@@ -26,8 +26,13 @@ def test_simulated_listener_loop_raises_the_judges_preference(tmp_path):
     lines = [pair.to_json() for pair in pairs]
     data = parse_preferences(lines)
     assert len(data) == 200 and data.skipped == {} and 0.5 < ceiling < 1
-    record = train_dpo(DPOConfig(out=str(tmp_path / "dpo"), epochs=2, learning_rate=1e-3, eval_size=100), lines)
+    config = DPOConfig(
+        out=str(tmp_path / "dpo"), epochs=2, learning_rate=1e-3, eval_size=100, judge="test_learned_loop:high_notes"
+    )
+    record = train_dpo(config, lines)
     assert record["chosen"]["epoch"] > 0
+    shares = [row["judge_share"] for row in record["history"]]  # the judge watches every epoch
+    assert abs(shares[0] - 0.5) < 0.15 and shares[-1] > shares[0]
     before = judge_share_against(high_notes, "default", "default", size=500)
     after = judge_share_against(high_notes, str(tmp_path / "dpo"), "default", size=500)
     assert abs(before - 0.5) < 0.06 and after > 0.6
