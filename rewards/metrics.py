@@ -363,6 +363,8 @@ def distinct_ngram_counts(tokens: np.ndarray, n: int, set_size: int) -> tuple[np
     windows = length - n + 1
     if windows < 1:
         raise ValueError(f"distinct-{n} needs melodies of at least {n} steps, got {length}")
+    if count == 0:
+        return np.zeros(0), np.zeros(0)
     size = min(set_size, count)
     num_sets = -(-count // size)
     members = (np.arange(num_sets)[:, None] * size + np.arange(size)) % count  # (sets, size) melody indices
