@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint, read_config, save_checkpoint
 from notetune.pretrained.errors import UserInputError
@@ -112,17 +113,21 @@ def melody_log_probs(model: NoteRNN, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def kl_and_log_prior(
-    policy: NoteRNN, prior: NoteRNN, size: int, length: int, seed: int, judge: Judge | None = None
+    policy: NoteRNN,
+    prior: NoteRNN,
+    size: int,
+    length: int,
+    seed: int,
+    judge: tuple[Judge, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """KL(π‖prior) per composition, mean log p_prior per token and distinct melodies of ``size`` compositions
-    sampled from π — the evaluation pipeline's own figures — and with a ``judge`` its ``judge_share`` against
-    as many of the prior's compositions (another seed), as a tuning run's evaluations report it."""
+    sampled from π — the evaluation pipeline's own figures — and with ``judge`` = (a judge, as many of the
+    prior's compositions) the judge's ``judge_share`` against them, as a tuning run's evaluations report it."""
     evaluation = evaluate_policy(policy, prior, num=size, length=length, seed=seed, resamples=0)
     figures = evaluation.figures()
     kept = {name: figures[name] for name in ("kl_per_composition", "log_prior_per_token", "distinct_melodies")}
     if judge is not None:
-        baseline = sample_tokens(prior, size, length, seed=seed + 1)
-        kept["judge_share"] = judge_preference_share(judge, evaluation.tokens, baseline)
+        kept["judge_share"] = judge_preference_share(judge[0], evaluation.tokens, judge[1])
     return kept
 
 
@@ -147,7 +152,12 @@ def train_dpo(
     data = parse_preferences(lines, prior.vocab)
     if len(data) < MIN_PAIRS:
         raise PreferenceError(f"DPO needs at least {MIN_PAIRS} usable pairs; {data.summary()}")
-    judge = load_judge(config.judge) if config.judge else None
+    # The judge's baseline: the prior's compositions of another seed, drawn once for every epoch.
+    judge = (
+        (load_judge(config.judge), sample_tokens(prior, config.eval_size, config.length, seed=config.seed + 8))
+        if config.judge
+        else None
+    )
     train_index, held_index, split_by = split_pairs(data, config.held_out, config.seed)
     train = [torch.from_numpy(x) for x in reading_arrays(data, train_index, prior.vocab)]
     held = [torch.from_numpy(x) for x in reading_arrays(data, held_index, prior.vocab)]

@@ -158,21 +158,22 @@ class TuneRun:
 
     def sample_prior(self, num: int) -> tuple[np.ndarray, np.ndarray]:
         """``num`` of the prior's compositions and their summed log p_prior (what the targets are fitted on)."""
-        seed = self.config.seed + self.config.eval_seed + 1
-        tokens = sample_tokens(self.prior, num, self.length, seed=seed, primer=self.primer, allowed=self.allowed)
-        log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed)
-        return tokens, np.asarray(log_prior, dtype=np.float64).sum(axis=1)
+        tokens, log_prior, _ = self.sample_scored(self.prior, num, self.config.seed + self.config.eval_seed + 1)
+        return tokens, log_prior
 
     def sample_policy(self, num: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``num`` of the current policy's compositions (a seed per ``step``) with their summed log p_prior and
         summed log π (what the distributional solver re-fits its multipliers on)."""
-        seed = self.config.seed + self.config.eval_seed + 2 + step
-        tokens, log_policy = sample_tokens(
-            self.current_model(), num, self.length, seed=seed, return_log_probs=True, primer=self.primer,
-            allowed=self.allowed,
-        )  # fmt: skip
+        return self.sample_scored(self.current_model(), num, self.config.seed + self.config.eval_seed + 2 + step)
+
+    def sample_scored(self, model: NoteRNN, num: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``num`` of ``model``'s compositions (primer and constraints applied) with their summed log p_prior
+        and their summed log-probability under ``model``."""
+        tokens, log_model = sample_tokens(
+            model, num, self.length, seed=seed, return_log_probs=True, primer=self.primer, allowed=self.allowed
+        )
         log_prior = token_log_probs(self.prior, tokens, primer=self.primer, allowed=self.allowed)
-        return tokens, np.asarray(log_prior, np.float64).sum(axis=1), np.asarray(log_policy, np.float64).sum(axis=1)
+        return tokens, np.asarray(log_prior, np.float64).sum(axis=1), np.asarray(log_model, np.float64).sum(axis=1)
 
     @property
     def reward_spec(self) -> list[str]:

@@ -42,8 +42,9 @@ PITCH_RHYTHM = (
 NOVELTY = (*(f"copy_rate_{n}gram" for n in COPY_NS), "plagiarism_rate", "longest_copied_span")
 LOG_PRIOR = "log_prior_per_token"
 DISTINCT_4GRAM = "distinct_4gram"
-"""A set figure with per-composition counts all the same: each 4-gram of a composition counts 1/m, m its
-occurrences in the composition's set of 100 (:func:`~notetune.rewards.metrics.distinct_ngram_counts`)."""
+"""A figure of sets of 100 compositions that still splits into per-composition counts: each 4-gram of a
+composition counts 1/m, m its occurrences in the composition's set
+(:func:`~notetune.rewards.metrics.distinct_ngram_counts`)."""
 CONSTRAINABLE = (*TABLE1_COUNTED, LOG_PRIOR, *NOVELTY, *PITCH_RHYTHM, DISTINCT_4GRAM)
 """Statistics with per-composition counts: they can be targets that shape the reward."""
 SET_STATISTICS = ("distinct_melodies", "kl_per_composition", "music_reward")
