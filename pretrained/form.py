@@ -9,6 +9,12 @@ Strict form is a mask over actions that depends on what was generated: at a step
 of a variation's first half) the only allowed token is the one at the same offset of the phrase it returns
 to. :func:`form_allowed` gives that (B, V) mask for step ``t``; numpy only, so the environment and sampling
 can both use it.
+
+Each phrase end has a cadence (:meth:`FormLayout.cadence_degrees`): the last phrase on the tonic, a phrase
+before a return on the dominant (a half cadence), any other on 1, 3 or 5. A returning phrase whose cadence may
+not be its source's (the last A of AABA ends on the tonic, the first on the dominant) has a **second ending**,
+as folk tunes write it: its last quarter note is its own, neither copied by a strict form nor paid for agreeing
+(phrases of 6 quarters or more; shorter ones return whole).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import numpy as np
 
 from .errors import UserInputError
 from .meter import DEFAULT_METER, Meter
+from .vocab import DEFAULT_VOCABULARY
 
 PRIMES = "'′"
 _FORM = re.compile(r"^(?:[A-Za-z][" + PRIMES + r"]*)+$")
@@ -32,6 +39,8 @@ class FormError(UserInputError):
 
 NEW, RETURN, VARIATION = "new", "return", "variation"
 """Roles of a phrase in a form."""
+TONIC, DOMINANT, STABLE_DEGREES = (1,), (5,), (1, 3, 5)
+"""Scale degrees a cadence ends on: the tonic, the dominant (a half cadence), any stable degree."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,38 @@ class FormLayout:
         """Last step of ``phrase``."""
         return (phrase + 1) * self.phrase_steps - 1
 
+    def cadence_degrees(self, phrase: int) -> tuple[int, ...]:
+        """The degrees ``phrase`` should cadence on: tonic last, dominant before a return, else 1, 3 or 5."""
+        roles = self.form.roles
+        if phrase == len(roles) - 1:
+            return TONIC
+        if roles[phrase + 1] in (RETURN, VARIATION):
+            return DOMINANT
+        return STABLE_DEGREES
+
+    @property
+    def ending_steps(self) -> int:
+        """Steps of a second ending: a quarter note, what a cadence's last note must last."""
+        return DEFAULT_VOCABULARY.steps_per_quarter
+
+    def second_ending(self, phrase: int) -> bool:
+        """Whether returning ``phrase`` ends on its own: its cadence may not be the one of the phrase it returns
+        to, and the phrase is long enough (6 quarters or more) that the ending leaves it mostly a return."""
+        if self.form.roles[phrase] != RETURN or self.phrase_steps < 6 * self.ending_steps:
+            return False
+        source = self.form.sources[phrase]
+        return not set(self.cadence_degrees(source)) <= set(self.cadence_degrees(phrase))
+
+    def copied_steps(self, phrase: int) -> int:
+        """Steps at the start of ``phrase`` that return its source: all but a second ending, half of a variation,
+        none of new material."""
+        role = self.form.roles[phrase]
+        if role == NEW:
+            return 0
+        if role == VARIATION:
+            return self.half_steps
+        return self.phrase_steps - (self.ending_steps if self.second_ending(phrase) else 0)
+
     @cached_property
     def phrase_of_step(self) -> np.ndarray:
         """(length,) the phrase each step belongs to."""
@@ -156,12 +197,11 @@ class FormLayout:
 
     @cached_property
     def copy_source(self) -> np.ndarray:
-        """(length,) int: the step whose token a strict form copies to this step, −1 where it is free."""
+        """(length,) int: the step whose token a strict form copies to this step, −1 where it is free (new
+        material, a variation's second half, a second ending)."""
         source = np.full(self.length, -1, dtype=np.int64)
-        for phrase, role in enumerate(self.form.roles):
-            if role == NEW:
-                continue
-            copied = self.phrase_steps if role == RETURN else self.half_steps
+        for phrase in range(self.form.num_phrases):
+            copied = self.copied_steps(phrase)
             begin, origin = self.start(phrase), self.start(self.form.sources[phrase])
             source[begin : begin + copied] = np.arange(origin, origin + copied)
         source.flags.writeable = False

@@ -10,6 +10,7 @@ when what they judge is complete:
 
 ==================  ====================================================================================
 ``form_return``     a returning phrase (``A`` again): the steps that agree with the first phrase of its letter
+                    (but for a second ending: the last quarter of a return that cadences otherwise)
 ``form_variation``  a primed phrase (``A'``): first-half steps that agree with its letter's first phrase,
                     plus second-half steps that differ from it
 ``form_contrast``   a new letter (``B``): the steps that differ from the most similar earlier letter
@@ -26,7 +27,7 @@ from notetune.pretrained.form import NEW, RETURN, VARIATION, Form, FormError, Fo
 
 from .core import RewardSetup, StatefulReward, StepBatch
 from .registry import reward
-from .structure import STABLE_DEGREES, climax, ends_with_cadence, segment_agreement
+from .structure import climax, ends_with_cadence, segment_agreement
 
 FORM_WEIGHTS = {
     "form_return": 2.0,
@@ -37,9 +38,7 @@ FORM_WEIGHTS = {
 }
 """The ``form`` set: phrase terms per step (2 per agreeing step), event terms per event."""
 
-DOMINANT, TONIC = (5,), (1,)
-
-__all__ = ["FORM_WEIGHTS", "Form", "FormError", "FormLayout", "cadence_degrees"]
+__all__ = ["FORM_WEIGHTS", "Form", "FormError", "FormLayout"]
 
 
 class PhraseReward(StatefulReward):
@@ -94,13 +93,16 @@ class PhraseCount(PhraseReward):
 
 @reward("form_return")
 class FormReturn(PhraseCount):
-    """A returning phrase: its steps that agree with the first phrase of its letter (transposition allowed)."""
+    """A returning phrase: its steps that agree with the first phrase of its letter (transposition allowed), but
+    for a second ending (:meth:`~notetune.pretrained.form.FormLayout.second_ending`): a return that cadences
+    otherwise than its source is not paid for copying its cadence."""
 
     role = RETURN
 
     def count(self, batch: StepBatch, phrase: int, written: int) -> np.ndarray:
         source, start = self.layout.start(self.form.sources[phrase]), self.layout.start(phrase)
-        return segment_agreement(batch.tokens, source, start, written, batch.vocab) * 1.0
+        judged = min(written, self.layout.copied_steps(phrase))
+        return segment_agreement(batch.tokens, source, start, judged, batch.vocab) * 1.0
 
 
 @reward("form_variation")
@@ -141,16 +143,6 @@ class FormContrast(PhraseCount):
         return written - closest * 1.0
 
 
-def cadence_degrees(layout: FormLayout, phrase: int) -> tuple[int, ...]:
-    """The degrees phrase ``phrase`` should cadence on: tonic last, dominant before a return, else 1, 3, 5."""
-    roles = layout.form.roles
-    if phrase == len(roles) - 1:
-        return TONIC
-    if roles[phrase + 1] in (RETURN, VARIATION):
-        return DOMINANT
-    return STABLE_DEGREES
-
-
 @reward("form_cadence")
 class FormCadence(PhraseReward):
     """1 at a phrase end on the right cadence: tonic last, dominant before a return, else degree 1, 3 or 5."""
@@ -159,7 +151,7 @@ class FormCadence(PhraseReward):
         layout = self.layout
         window = batch.tokens[:, layout.start(phrase) : layout.end(phrase) + 1]
         last = phrase == self.form.num_phrases - 1
-        degrees = cadence_degrees(layout, phrase)
+        degrees = layout.cadence_degrees(phrase)
         return ends_with_cadence(window, batch.key, batch.vocab, degrees, to_the_end=last).astype(np.float64)
 
 

@@ -22,7 +22,7 @@ Definitions (the same the ``form`` and ``notetune_long`` rewards pay):
 from __future__ import annotations
 
 import numpy as np
-from notetune.pretrained.form import NEW, RETURN, VARIATION, FormLayout
+from notetune.pretrained.form import NEW, RETURN, STABLE_DEGREES, VARIATION, FormLayout
 from notetune.pretrained.meter import DEFAULT_METER, Meter
 from notetune.pretrained.vocab import DEFAULT_VOCABULARY, NUM_SPECIAL, Vocabulary
 
@@ -30,8 +30,6 @@ from .keys import Key
 from .metrics import note_onsets, sounding_pitches
 from .statistics import Ratio, table1_counts
 
-STABLE_DEGREES = (1, 3, 5)
-"""Scale degrees a cadence may end on (tonic, mediant, dominant)."""
 SIMILAR = 0.75
 """Phrase similarity from which two phrases count as the same material (form detection, compliance)."""
 DEFAULT_PHRASE_BARS = 2

@@ -24,7 +24,7 @@ def test_an_aaba_piece_scores_and_an_abcd_piece_does_not():
     rewards = RewardSet.from_spec("form", length=128, form="AABA")
     per_step = rewards.evaluate(np.stack([AABA, ABCD]))
     paid = {name: values.sum(axis=1) for name, values in per_step.items()}
-    assert paid["form_return"][0] == 64.0  # both returning A phrases agree on all 32 steps
+    assert paid["form_return"][0] == 60.0  # both returning A phrases agree on all steps (the last A's ending: free)
     assert paid["form_return"][1] < 0.5 * 64
     assert paid["form_contrast"][0] > 16  # B differs from A on most steps
     total = rewards.total({name: values.sum(axis=1) for name, values in per_step.items()})
@@ -34,12 +34,12 @@ def test_an_aaba_piece_scores_and_an_abcd_piece_does_not():
 def test_phrase_terms_are_paid_step_by_step_and_sum_to_the_phrase_count():
     per_step = terms(AABA, "AABA")
     paid_at = np.flatnonzero(per_step["form_return"][0]).tolist()
-    assert paid_at == [*range(32, 64), *range(96, 128)]  # each agreeing step of a returning A, as it is written
+    assert paid_at == [*range(32, 64), *range(96, 124)]  # each agreeing step of a returning A, as it is written
     assert set(np.flatnonzero(per_step["form_cadence"][0])) <= {31, 63, 95, 127}  # events: at phrase ends
     pieces = np.random.default_rng(0).integers(0, 38, size=(64, 128))
     per_step = terms(pieces, "AA'BA")
     by_phrase = {name: values.reshape(64, 4, 32).sum(axis=2) for name, values in per_step.items()}
-    np.testing.assert_allclose(by_phrase["form_return"][:, 3], segment_agreement(pieces, 0, 96, 32))
+    np.testing.assert_allclose(by_phrase["form_return"][:, 3], segment_agreement(pieces, 0, 96, 28))
     half_kept = segment_agreement(pieces, 0, 32, 16)
     half_changed = 16 - segment_agreement(pieces, 16, 48, 16)
     np.testing.assert_allclose(by_phrase["form_variation"][:, 1], half_kept + half_changed)
@@ -51,7 +51,23 @@ def test_a_return_in_another_key_is_paid_in_full():
     a_up = A_PHRASE.copy()
     a_up[a_up >= 2] += 2
     piece = np.concatenate([A_PHRASE, a_up, B_PHRASE, A_PHRASE])
-    assert terms(piece, "AABA")["form_return"].sum() == 64.0
+    assert terms(piece, "AABA")["form_return"].sum() == 60.0
+
+
+def test_a_return_that_cadences_otherwise_has_a_second_ending():
+    layout = Form.parse("AABA").layout(128)
+    # A1 ends on the dominant (before a return), A2 anywhere stable (before B), B on the dominant, A3 on the tonic
+    assert [layout.cadence_degrees(p) for p in range(4)] == [(5,), (1, 3, 5), (5,), (1,)]
+    assert [layout.second_ending(p) for p in range(4)] == [False, False, False, True]  # A2 may keep A1's dominant
+    assert [layout.copied_steps(p) for p in range(4)] == [0, 32, 0, 28]
+    assert (layout.copy_source[124:] == -1).all() and (layout.copy_source[96:124] == np.arange(28)).all()
+    # the last A keeps A1 but ends on the tonic: paid for its 28 copied steps and for the tonic cadence
+    tonic_end = A_PHRASE.copy()
+    tonic_end[-4:] = play((C, 4))  # C held for the last quarter
+    piece = np.concatenate([A_PHRASE, A_PHRASE, B_PHRASE, tonic_end])
+    paid = terms(piece, "AABA")
+    assert paid["form_return"].sum() == 60.0
+    assert paid["form_cadence"][0, 127] == 1.0
 
 
 def test_a_primed_phrase_keeps_its_first_half_and_changes_its_second():
