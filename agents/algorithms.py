@@ -11,11 +11,10 @@ from notetune.pretrained.model import NoteModel
 from notetune.pretrained.piece import Piece
 from notetune.rewards.reward_set import RewardSet
 
-from .config import TuneConfig
+from .config import FAST_PATH, TuneConfig
 from .kl import KLController
 
-FAST_PATH = ("ppo", "a2c", "grpo", "rloo")
-"""Algorithms whose policy reads a primer and masks its actions (constraints, strict forms)."""
+__all__ = ["FAST_PATH", "build_algorithm"]
 
 
 def build_algorithm(
@@ -63,7 +62,7 @@ def build_algorithm(
         kl_controller=kl,
         normalize_advantage=config.normalize_advantage,
         seed=config.seed,
-        policy_kwargs={"value_hidden": config.value_hidden},
+        policy_kwargs={"value_hidden": config.value_hidden, "position_bias": bool(config.position_bias)},
     )
     if config.algo == "a2c":
         return MelodyA2C(env, prior, **common)

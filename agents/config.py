@@ -8,7 +8,7 @@ the machine; DPO (``algo="dpo"``, tuning from preference pairs without RL).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from notetune.pretrained.piece import PieceFields
@@ -74,8 +74,10 @@ class TuneConfig(PieceFields):
     # --- the compositions
     key: str = "C major"
     """Key and mode the rules judge against, e.g. 'D minor'."""
-    prior: str = "default"
-    """Prior checkpoint directory ('default' = the shipped Note RNN)."""
+    prior: str = "auto"
+    """Prior checkpoint directory, 'default' (the shipped Note RNN), 'lookback' (the shipped Lookback LSTM) or
+    'auto': the Note RNN for pieces of up to 32 steps (RL Tuner's two bars), the Lookback LSTM for longer ones
+    (it remembers what it wrote: its bars return)."""
     corpus: str = "default"
     """Corpus token file for corpus-based rewards ('default' = the shipped corpus)."""
     out: str = "runs/tune"
@@ -85,10 +87,12 @@ class TuneConfig(PieceFields):
     """full: reward − β·(log π − log p_prior); rl_tuner: RL Tuner's literal log p_prior + r_MT/c."""
     kl_coef: float = 15.0
     """β, the KL coefficient (initial value when adaptive)."""
-    kl_target: float = 4.0
-    """Adaptive β holds this KL(π‖prior) per composition in nats; 0 keeps β fixed."""
-    kl_horizon: float = 512.0
-    """Compositions over which adaptive β moves by its clipped proportional error."""
+    kl_target: float | None = None
+    """Adaptive β holds this KL(π‖prior) per composition in nats; 0 keeps β fixed. Default: 4 nats per 32 steps
+    (4 for two bars, 16 for 128 steps: a KL sums over the steps of a composition)."""
+    kl_horizon: float | None = None
+    """Compositions over which adaptive β moves by its clipped proportional error. Default: 16,384 steps' worth
+    (512 compositions of 32 steps, 128 of 128 steps), so β moves at the same rate per step at every length."""
     kl_min_beta: float = 1e-3
     """Smallest β the adaptive controller may reach."""
     kl_max_beta: float = 1e3
@@ -100,8 +104,10 @@ class TuneConfig(PieceFields):
     """Adam learning rate."""
     n_epochs: int = 4
     """PPO epochs per rollout."""
-    batch_size: int = 64
-    """PPO minibatch size in compositions (dqn family: transitions)."""
+    batch_size: int | None = None
+    """PPO minibatch size in compositions (dqn family: transitions). Default: ppo, a2c, grpo and rloo 2,048
+    steps' worth (64 compositions of 32 steps, 16 of 128 steps), so a run makes as many updates per step at
+    every length; the dqn family 64 transitions."""
     clip_range: float = 0.2
     """PPO ratio clip."""
     gamma: float = 1.0
@@ -120,6 +126,11 @@ class TuneConfig(PieceFields):
     """ppo: stop a rollout's epochs once the approximate KL between old and new policy exceeds 1.5× this (0 = never)."""
     value_hidden: int = 64
     """ppo/a2c: units of the value head (on the actor's detached features plus a step embedding)."""
+    position_bias: bool | None = None
+    """ppo, a2c, grpo, rloo: give the policy a learned logit bias per position of the piece (zero at first, so
+    KL = 0 at step 0; the exported model keeps it). A recurrent prior does not know where in the piece it is;
+    with this the policy learns where it ends (a held tonic) and where each phrase cadences. Default: on for
+    pieces longer than 32 steps (off for RL Tuner's two bars, whose runs are unchanged)."""
     group_size: int = 8
     """grpo/rloo: compositions per group (num_envs must be a multiple); each is judged against its group."""
     kl_estimator: Literal["penalty", "k3"] = "penalty"
@@ -171,8 +182,8 @@ class TuneConfig(PieceFields):
     """Stop when this many evaluations after the best tuned one bring no better one (0 = never). The clock starts
     at the first tuned checkpoint chosen: while none beats the untuned model (e.g. a target missed while its
     multiplier is still rising), the run goes on, up to --steps."""
-    max_kl: float = 8.0
-    """Selection bound: largest KL per composition of an eligible checkpoint."""
+    max_kl: float | None = None
+    """Selection bound: largest KL per composition of an eligible checkpoint. Default: 8 nats per 32 steps."""
     min_distinct_melodies: float = 0.992
     """Selection bound: smallest share of distinct compositions (the target is 99%; the margin absorbs the
     noise of one 10,000-composition measurement)."""
@@ -200,8 +211,8 @@ class TuneConfig(PieceFields):
     """Collapse: distinct-4gram share under this fraction of the untuned model's."""
     stop_on_alarm: bool = False
     """Stop the run when a reward-hacking alarm fires."""
-    alarm_kl: float = 8.0
-    """Alarm: KL(π‖prior) per composition above this (nats)."""
+    alarm_kl: float | None = None
+    """Alarm: KL(π‖prior) per composition above this (nats). Default: 8 nats per 32 steps."""
     alarm_log_prior_drop: float = 0.5
     """Alarm: mean log p_prior per token this far below the untuned model (nats)."""
     alarm_distinct_4gram_ratio: float = 0.8
@@ -239,6 +250,47 @@ class TuneConfig(PieceFields):
 
 LONG_PIECE = 32
 """Pieces longer than this many steps default to the ``notetune_long`` reward set."""
+
+
+KL_PER_32_STEPS = {"kl_target": 4.0, "max_kl": 8.0, "alarm_kl": 8.0}
+"""Defaults of the per-composition KL settings (nats) for 32 steps; a piece of ``length`` steps gets
+``length / 32`` times these (KL(π‖prior) is a sum over the steps of a composition)."""
+MINIBATCH_STEPS = 2048
+"""Default PPO-family minibatch in steps (64 compositions of 32 steps)."""
+KL_HORIZON_STEPS = 16_384
+"""Default adaptive-β horizon in steps (512 compositions of 32 steps)."""
+TRANSITION_BATCH = 64
+"""Default minibatch of the dqn family, in transitions."""
+FAST_PATH = ("ppo", "a2c", "grpo", "rloo")
+"""Algorithms on the batched fast path: their policy reads a primer and masks its actions (constraints, strict
+forms), and may carry a position bias."""
+
+
+def shipped_prior(prior: str, length: int) -> str:
+    """The prior ``prior`` names for pieces of ``length`` steps: 'auto' is 'default' (the Note RNN) up to 32
+    steps and 'lookback' (the Lookback LSTM) beyond; any other name or path is itself."""
+    if prior != "auto":
+        return prior
+    return "lookback" if length > LONG_PIECE else "default"
+
+
+def with_length_defaults(config: TuneConfig, length: int) -> TuneConfig:
+    """``config`` with its length-scaled defaults filled in for pieces of ``length`` steps (fields left None):
+    the KL target and bounds per composition grow with the length, the minibatch and β's horizon are fixed in
+    steps. At 32 steps they are 4, 8, 8 nats, 64 compositions and 512 compositions, as RL Tuner-length runs
+    always had; the 'auto' prior is named (:func:`shipped_prior`) and longer pieces get a position bias. The
+    run saves the filled config, so a resumed or repeated run reads the same numbers."""
+    scale = length / LONG_PIECE
+    changes: dict[str, float | int | str | bool] = {"prior": shipped_prior(config.prior, length)}
+    changes |= {name: per_32 * scale for name, per_32 in KL_PER_32_STEPS.items() if getattr(config, name) is None}
+    if config.position_bias is None:
+        changes["position_bias"] = length > LONG_PIECE and config.algo in FAST_PATH
+    if config.kl_horizon is None:
+        changes["kl_horizon"] = KL_HORIZON_STEPS / length
+    if config.batch_size is None:
+        per_steps = max(1, round(MINIBATCH_STEPS / length))
+        changes["batch_size"] = per_steps if config.algo in FAST_PATH else TRANSITION_BATCH
+    return replace(config, **changes)
 
 
 def reward_spec(config: TuneConfig, length: int) -> list[str]:

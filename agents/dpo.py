@@ -34,7 +34,7 @@ from notetune.rewards.keys import Key
 from notetune.rewards.listener import Judge, judge_preference_share, load_judge
 from notetune.rewards.preferences import PreferenceError, parse_preferences
 
-from .config import TuneConfig
+from .config import TuneConfig, with_length_defaults
 from .evaluation import evaluate_policy
 from .reward_fit import MIN_PAIRS, reading_arrays, split_pairs
 
@@ -265,6 +265,7 @@ def dpo_config(config: TuneConfig) -> DPOConfig:
         raise PreferenceError(
             f"--dpo-beta must be positive and --dpo-epochs 0 or more (got {config.dpo_beta} and {config.dpo_epochs})"
         )
+    config = with_length_defaults(config, config.length)
     try:
         return DPOConfig(
             preferences=config.preferences,
@@ -290,6 +291,7 @@ def tune_dpo(config: TuneConfig, lines: list[str] | None = None) -> dict[str, An
     """``notetune tune --algo dpo``: train with :func:`train_dpo` into a run directory like any run's
     (``config.json`` holds the TuneConfig, ``run.json`` the record, ``model/`` the exported policy)."""
     dpo = dpo_config(config)
+    config = with_length_defaults(config, config.length)
     if config.primer or config.constraint:
         raise PreferenceError("--primer and --constraint need --algo ppo or a2c; --algo dpo learns whole melodies")
     prior_key = Key.parse(read_config(find_checkpoint(config.prior)).get("key") or PRIOR_KEY)

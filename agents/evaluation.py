@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.form import form_violations
+from notetune.pretrained.meter import DEFAULT_METER
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.piece import Piece
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
@@ -175,11 +176,17 @@ def reward_builder(
     length: int,
     vocab: Vocabulary,
     corpus: Sequence[np.ndarray] | None = None,
+    piece: Piece | None = None,
 ) -> Callable[[str], RewardSet]:
-    """``key -> fresh RewardSet`` for :func:`evaluate_source`; builds one set at once so a bad spec fails here."""
+    """``key -> fresh RewardSet`` for :func:`evaluate_source`; builds one set at once so a bad spec fails here.
+    ``piece`` gives the bar-level rules their meter and the ``form`` rewards their form (as in the run)."""
+    meter = piece.meter if piece is not None else DEFAULT_METER
+    form = piece.form if piece is not None else None
 
     def build(key: str) -> RewardSet:
-        return RewardSet.from_spec(spec, weights, key=key, vocab=vocab, length=length, corpus=corpus)
+        return RewardSet.from_spec(
+            spec, weights, key=key, vocab=vocab, length=length, corpus=corpus, meter=meter, form=form
+        )
 
     build("C major")
     return build

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from notetune.pretrained.form import FormLayout, form_allowed, form_allowed_sequences
-from notetune.pretrained.model import NoteModel
+from notetune.pretrained.model import NoteModel, with_position_bias
 from notetune.pretrained.sampling import history_prefix
 from stable_baselines3.common.policies import BasePolicy
 from torch import nn
@@ -45,12 +45,15 @@ class MelodyPolicy(BasePolicy):
         primer: np.ndarray | None = None,
         allowed: np.ndarray | None = None,
         form: FormLayout | None = None,
+        position_bias: bool = False,
     ) -> None:
         super().__init__(
             observation_space, action_space, optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs or {}
         )
         self.length = int(observation_space.shape[0]) - 1
-        self.actor = copy.deepcopy(prior)
+        primer_length = 0 if primer is None else len(primer)
+        # With a position bias (one row per token after the start token: the primer's, then the piece's).
+        self.actor = with_position_bias(prior, primer_length + self.length) if position_bias else copy.deepcopy(prior)
         self.actor.dropout.p = 0.0  # rollouts and updates must see the same distribution
         for parameter in self.actor.parameters():
             parameter.requires_grad_(True)

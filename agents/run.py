@@ -7,7 +7,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from .callbacks import (
     StopTrainingOnTimeBudget,
 )
 from .checkpoints import Resumable, TrainingState, load_latest_checkpoint, save_training_checkpoint
-from .config import ALGORITHMS, TuneConfig, reward_spec
+from .config import ALGORITHMS, TuneConfig, reward_spec, shipped_prior, with_length_defaults
 from .evaluation import evaluate_policy
 from .run_record import chosen_evaluation, git_commit, package_versions, why_chosen, write_run_record
 from .selection import CollapseRule, SelectionRule, Watcher
@@ -86,13 +86,21 @@ class TuneRun:
             )
         torch.set_num_threads(config.threads)
         self.key = Key.parse(config.key)
+        # 'auto' names a shipped prior by the piece's length (of the shipped vocabulary's meter: priors agree on it).
+        self.config = config = replace(config, prior=shipped_prior(config.prior, piece_from_config(config).length))
         self.prior_dir = find_checkpoint(config.prior)
         self.prior, self.prior_config = load_checkpoint(self.prior_dir)
         # The prior writes in the key its checkpoint records (C major / A minor if none): shift it to the run's.
         self.prior = transpose_to_key(self.prior, Key.parse(self.prior_config.get("key") or PRIOR_KEY), self.key)
         self.piece = piece_from_config(config, self.prior.vocab)
         self.length = self.piece.length
+        self.config = config = with_length_defaults(config, self.length)
         self.primer, self.allowed = control_inputs(config.primer, config.constraint, self.length, self.prior.vocab)
+        if config.position_bias and config.algo not in FAST_PATH:
+            raise TuneError(
+                f"--position-bias needs --algo ppo, a2c, grpo or rloo (their policy carries it); {config.algo} "
+                "learns a Q-network on the prior's outputs"
+            )
         if (self.primer is not None or self.allowed is not None or self.piece.strict) and config.algo not in FAST_PATH:
             raise TuneError(
                 f"--primer, --constraint and --form-strict need --algo ppo, a2c, grpo or rloo (their policy reads the "

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from notetune.pretrained.checkpoint import CONFIG, find_checkpoint, load_checkpoint
+from notetune.pretrained.checkpoint import CONFIG, SHIPPED_MODELS, find_checkpoint, load_checkpoint
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.export import load_samples
@@ -49,9 +50,11 @@ class SampleSource:
 
 
 def is_model_path(spec: str | Path) -> bool:
-    """True for "default", a checkpoint directory or a tuning run directory."""
+    """True for a shipped prior's name ("default", "lookback"), a checkpoint directory or a tuning run directory."""
     path = Path(spec)
-    return str(spec) == "default" or (path / CONFIG).is_file() or (path / "model" / CONFIG).is_file()
+    if str(spec) in SHIPPED_MODELS and not path.exists():
+        return True
+    return (path / CONFIG).is_file() or (path / "model" / CONFIG).is_file()
 
 
 def is_corpus_file(path: str | Path) -> bool:
@@ -205,6 +208,20 @@ class Prior:
     def in_key(self, key: str) -> NoteRNN | PriorProduct:
         """The prior moved to ``key`` through the vocabulary (its log p is then judged in that key)."""
         return transpose_to_key(self.model, Key.parse(self.key), Key.parse(key))
+
+
+def reference_prior(spec: str, sources: Sequence[SampleSource]) -> str:
+    """The prior that ``spec`` names for judging ``sources``: 'auto' is the prior the tuned ones were tuned
+    from (their ``from_prior``) when they share one that is still there, else 'default'; anything else is
+    itself. So a model tuned from the Lookback LSTM has its log p and KL measured against the Lookback LSTM."""
+    if spec != "auto":
+        return spec
+    tuned_from = {str((source.tuned or {}).get("from_prior") or "") for source in sources if source.tuned}
+    if len(tuned_from) == 1:
+        (path,) = tuned_from
+        if path and Path(path).is_dir():
+            return path
+    return "default"
 
 
 def load_prior(spec: str | None) -> Prior | None:

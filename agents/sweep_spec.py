@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from notetune.pretrained.errors import UserInputError
+from notetune.pretrained.piece import piece_from_config
 from notetune.pretrained.typed_config import ConfigError, from_mapping, read_toml
 from notetune.rewards.evaluation import figure_names
 
-from .config import TuneConfig
+from .config import TuneConfig, with_length_defaults
 from .sweep import HEADLINE_METRICS, Trial
 
 TOP_LEVEL_KEYS = ("base", "grid", "random", "num_samples", "sample_seed", "metric", "mode", "out")
@@ -187,7 +189,9 @@ def trial_config(base: dict[str, Any], params: dict[str, Any], where: str) -> di
             mapping[name] = value
     try:
         config = from_mapping(TuneConfig, mapping, where=where)
-    except ConfigError as error:
+        # The length-scaled defaults are filled in now, so a trial's settings are the numbers its run saves.
+        config = with_length_defaults(config, piece_from_config(config).length)
+    except UserInputError as error:
         message = str(error)
         raise ConfigError(message if message.startswith(where) else f"{where}: {message}") from error
     # Ray may run a trial in another working directory: pin relative prior and corpus paths now.

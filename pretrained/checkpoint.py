@@ -29,6 +29,13 @@ CONFIG = "config.json"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
 LOOKBACK_CHECKPOINT = Path(__file__).parent / "lookback"
 """The shipped Lookback LSTM prior (``lookback_lstm``, a prior that remembers), by name ``lookback``."""
+SHIPPED_MODELS = ("default", "lookback")
+"""Names of the shipped priors that every command accepts as a model (a folder of that name here wins)."""
+
+
+def model_exists(spec: str | Path) -> bool:
+    """True for a shipped prior's name or a path that exists (what commands check before any work)."""
+    return str(spec) in SHIPPED_MODELS or Path(spec).exists()
 
 
 class CheckpointError(UserInputError):
@@ -107,7 +114,7 @@ def find_checkpoint(path: str | Path | None) -> Path:
     if path.is_dir() and (path / "model" / CONFIG).is_file() and not _is_checkpoint(path):
         return path / "model"
     if not path.exists():
-        raise CheckpointError(f"model {path} not found (give a checkpoint or run directory, or 'default')")
+        raise CheckpointError(f"model {path} not found (give a checkpoint or run directory, 'default' or 'lookback')")
     return path
 
 

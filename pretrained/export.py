@@ -71,7 +71,8 @@ def render_audio(
             )
             audio = None
     if audio is None:
-        audio = pm.synthesize(fs=sample_rate)
+        with np.errstate(invalid="ignore"):  # pretty_midi normalises a silent melody by 0: NaN, made silence
+            audio = np.nan_to_num(pm.synthesize(fs=sample_rate), nan=0.0)
     peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if peak > 0:
         audio = 0.9 * audio / peak

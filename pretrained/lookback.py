@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
-from .model import NoteModel, config_fields, config_to_dict
+from .model import NoteModel, config_fields, config_to_dict, position_bias
 from .vocab import DEFAULT_VOCABULARY, NUM_SPECIAL, Vocabulary
 
 LookbackState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -55,6 +55,8 @@ class LookbackConfig:
     """Tell the LSTM and the gate for how many steps each lag has been repeating (a copy, once begun, goes on)."""
     output_layer: bool = False
     """A linear map (V → V) after the mixture's log-probabilities: the Q-network that dqn/psi/g tune and export."""
+    position_bias: int = 0
+    """Rows of a learned logit bias per position (see :class:`~notetune.pretrained.model.PositionBias`); 0 = none."""
 
     def __post_init__(self) -> None:
         if not self.lags or min(self.lags) < 1:
@@ -105,6 +107,7 @@ class LookbackLSTM(NoteModel):
             self.gate.bias.zero_()
             self.gate.bias[0] = 2.0
         self.output = nn.Linear(config.vocab.size, config.vocab.size) if config.output_layer else None
+        self.position = position_bias(config)
 
     # --------------------------------------------------------------------------------- state
     def initial_state(self, batch_size: int) -> LookbackState:
@@ -176,6 +179,8 @@ class LookbackLSTM(NoteModel):
         logits = torch.logaddexp(generated, copied)
         if self.output is not None:
             logits = self.output(logits)
+        if self.position is not None:
+            logits = self.position(logits, steps)
         new_state = (h, c, tokens[:, -window:], last[:, -window:], steps + length, run_lengths_t[:, -1])
         return logits, output, new_state
 

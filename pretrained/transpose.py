@@ -92,6 +92,9 @@ def _transpose_note_model(model: NoteModel, semitones: int) -> NoteModel:
         weight = output.weight[source][:, source]
         shifted.output.weight.copy_(torch.where(in_range[:, None] & in_range[None, :], weight, 0.0))
         shifted.output.bias.copy_(torch.where(in_range, output.bias[source], OUT_OF_RANGE_LOGIT))
+    position = getattr(model, "position", None)
+    if position is not None:  # a tuned model's bias per position: its token columns move
+        shifted.position.weight.copy_(torch.where(in_range[None, :], position.weight[:, source], 0.0))
     return shifted
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
-from notetune.agents.sources import SampleSource, load_corpus_melodies, load_prior, load_source
+from notetune.agents.sources import SampleSource, load_corpus_melodies, load_prior, load_source, reference_prior
+from notetune.pretrained.checkpoint import model_exists
 from notetune.pretrained.piece import PieceFields, piece_from_config
 from notetune.rewards.evaluation import default_set_size
 
@@ -34,8 +35,9 @@ class CompareConfig(PieceFields):
     key: str | None = None
     """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge
     in it (default: each model's own key, else C major)."""
-    prior: str = "default"
-    """Prior for log_prior_per_token and the KL estimate: 'default', a checkpoint directory, or 'none'."""
+    prior: str = "auto"
+    """Prior for log_prior_per_token and the KL estimate: 'auto' (the prior a tuned model was tuned from, else
+    'default'), 'default', 'lookback', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default', a path, or 'none'."""
     reward: str | None = None
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.labels and len(cfg.labels) != len(args.sources):
         raise config.ConfigError(f"{len(cfg.labels)} labels given for {len(args.sources)} sample sets")
     for spec in args.sources:
-        if spec != "default" and not Path(spec).exists():
+        if not model_exists(spec):
             raise UserError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
     piece = piece_from_config(cfg)
     started = time.perf_counter()
@@ -117,14 +119,14 @@ def run(args: argparse.Namespace) -> int:
     ]
     _make_labels_distinct(sources)
     set_size = min(default_set_size(len(s.tokens)) for s in sources)  # one set size, so diversity compares
-    prior = load_prior(cfg.prior)
+    prior = load_prior(reference_prior(cfg.prior, sources))
     reward = reward_spec_for(cfg.reward, sources)
     melodies = load_corpus_melodies(cfg.corpus) if reward is not None else None
 
     def rewards_for(source: SampleSource):
         if reward is None:
             return None
-        return reward_builder(*reward, length=source.tokens.shape[1], vocab=source.vocab, corpus=melodies)
+        return reward_builder(*reward, length=source.tokens.shape[1], vocab=source.vocab, corpus=melodies, piece=piece)
 
     evaluations = [
         evaluate_source(

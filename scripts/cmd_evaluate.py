@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
-from notetune.agents.sources import load_corpus_melodies, load_prior, load_source
+from notetune.agents.sources import load_corpus_melodies, load_prior, load_source, reference_prior
+from notetune.pretrained.checkpoint import model_exists
 from notetune.pretrained.piece import PieceFields, piece_from_config
 
 from . import config
@@ -34,8 +35,9 @@ class EvaluateConfig(PieceFields):
     key: str | None = None
     """Key and mode, e.g. "G major": models are transposed to it through the vocabulary and the rules judge
     in it (default: the model's own key, else C major)."""
-    prior: str = "default"
-    """Prior for log_prior_per_token and the KL estimate: 'default', a checkpoint directory, or 'none'."""
+    prior: str = "auto"
+    """Prior for log_prior_per_token and the KL estimate: 'auto' (the prior a tuned model was tuned from, else
+    'default'), 'default', 'lookback', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default' (the shipped corpus), a path, or 'none'."""
     reward: str | None = None
@@ -65,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     spec = cfg.samples if cfg.samples is not None else (cfg.model or "default")
     if cfg.samples is not None and not Path(spec).exists():
         raise UserError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
-    if cfg.samples is None and spec != "default" and not Path(spec).exists():
-        raise UserError(f"model {spec} not found (give a checkpoint or run directory, or 'default')")
+    if cfg.samples is None and not model_exists(spec):
+        raise UserError(f"model {spec} not found (give a checkpoint or run directory, 'default' or 'lookback')")
     piece = piece_from_config(cfg)
     source = load_source(
         spec,
@@ -81,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
     rewards = None
     if reward is not None:
         melodies = load_corpus_melodies(cfg.corpus)
-        rewards = reward_builder(*reward, length=source.tokens.shape[1], vocab=source.vocab, corpus=melodies)
+        rewards = reward_builder(
+            *reward, length=source.tokens.shape[1], vocab=source.vocab, corpus=melodies, piece=piece
+        )
     evaluation = evaluate_source(
         source,
-        prior=load_prior(cfg.prior),
+        prior=load_prior(reference_prior(cfg.prior, [source])),
         corpus=cfg.corpus,
         key=cfg.key,
         rewards=rewards,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from notetune.agents.sources import load_source
+from notetune.pretrained.checkpoint import model_exists
 from notetune.pretrained.piece import PieceFields, piece_from_config
 
 from . import config
@@ -72,7 +73,7 @@ def run_export(args: argparse.Namespace) -> int:
     piece = piece_from_config(cfg)
     sources = []
     for spec in (args.a, args.b):
-        if spec != "default" and not Path(spec).exists():
+        if not model_exists(spec):
             raise UserError(f"{spec} not found (give a model directory, samples.npz, MIDI folder or corpus)")
         sources.append(
             load_source(

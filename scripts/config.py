@@ -40,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             if f.default is not dataclasses.MISSING
             else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )  # type: ignore[misc]
-        help_text = f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%")  # argparse formats %
+        doc = docs.get(f.name, "")
+        # A None default filled in at run time (e.g. scaled with the piece's length) is described by its docstring.
+        shown = "" if default is None and "Default:" in doc else f" (default: {default})"
+        help_text = f"{doc}{shown}".replace("%", "%%")  # argparse formats %
         origin = typing.get_origin(inner)
         if inner is bool and f.name.startswith("no_"):
             # argparse's BooleanOptionalAction reads any "--no-..." flag as False; a negative name is a switch.

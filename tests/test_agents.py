@@ -18,7 +18,7 @@ from notetune.agents.checkpoints import (
     load_latest_checkpoint,
     save_training_checkpoint,
 )
-from notetune.agents.config import TuneConfig
+from notetune.agents.config import TuneConfig, with_length_defaults
 from notetune.agents.evaluation import evaluate_policy
 from notetune.agents.kl import KLController
 from notetune.agents.policy import MelodyPolicy
@@ -42,7 +42,7 @@ def play_d(tokens, t):
 
 def make_rule(**overrides) -> SelectionRule:
     """The selection rule of a TuneConfig with these fields changed (TuneConfig owns the defaults)."""
-    return SelectionRule.from_config(TuneConfig(**overrides))
+    return SelectionRule.from_config(with_length_defaults(TuneConfig(**overrides), 32))
 
 
 def make_watcher(rule: SelectionRule | None = None, **overrides) -> Watcher:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from notetune.agents.checkpoints import list_checkpoints
-from notetune.agents.config import TuneConfig
+from notetune.agents.config import TuneConfig, with_length_defaults
 from notetune.agents.run import TuneError, TuneRun, load_run
 from notetune.agents.selection import CollapseRule, SelectionRule, Watcher
 from notetune.agents.target_run import RunTargets
@@ -207,7 +207,8 @@ def stats(kl: float, tonic: float, rests: float = 0.02) -> dict[str, float]:
 
 def test_selection_prefers_more_targets_met_then_less_kl():
     targets = RunTargets([Target.parse("starts_with_tonic>=0.9"), Target.parse("rest_share>=1.0x")])
-    watcher = Watcher(SelectionRule.from_config(TuneConfig()), CollapseRule(0.5, 0.5), 0, False, targets=targets)
+    rule = SelectionRule.from_config(with_length_defaults(TuneConfig(), 32))
+    watcher = Watcher(rule, CollapseRule(0.5, 0.5), 0, False, targets=targets)
     watcher.least_kl = True
     watcher.observe(0, stats(0.0, 0.2))
     assert watcher.best["missed"] and len(watcher.best["missed"]) == 1  # the untuned model misses the tonic

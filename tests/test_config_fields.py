@@ -3,7 +3,7 @@
 import dataclasses
 import json
 
-from notetune.agents.config import TuneConfig
+from notetune.agents.config import TuneConfig, with_length_defaults
 from notetune.agents.kl import KLController
 from notetune.agents.run import TuneRun
 from notetune.agents.selection import CollapseRule, SelectionRule
@@ -25,6 +25,24 @@ def test_config_json_holds_every_field(tmp_path, tiny_prior_dir, tiny_corpus_pat
     assert set(saved) == {field.name for field in dataclasses.fields(TuneConfig)}
     for name in ("eval_seed", "confirm_seed", "collapse_distinct_melodies", "value_hidden", "target_update_interval"):
         assert name in saved
+    # The length-scaled defaults are saved filled in (8-step pieces: 2,048 steps = 256 compositions a minibatch,
+    # β's horizon 16,384 steps, the alarm at 8 nats per 32 steps); the tiny run's explicit values are kept.
+    assert (saved["batch_size"], saved["kl_horizon"], saved["alarm_kl"]) == (256, 2048.0, 2.0)
+    assert (saved["max_kl"], saved["kl_target"]) == (100.0, 0.0)
+
+
+def test_kl_settings_minibatch_and_horizon_scale_with_the_length():
+    two_bars, eight_bars = with_length_defaults(TuneConfig(), 32), with_length_defaults(TuneConfig(), 128)
+    settings = ("kl_target", "max_kl", "alarm_kl", "kl_horizon", "batch_size")
+    assert [getattr(two_bars, name) for name in settings] == [4.0, 8.0, 8.0, 512.0, 64]  # RL Tuner-length runs
+    assert [getattr(eight_bars, name) for name in settings] == [16.0, 32.0, 32.0, 128.0, 16]
+    assert (two_bars.prior, eight_bars.prior) == ("default", "lookback")  # 'auto': the prior that remembers
+    assert (two_bars.position_bias, eight_bars.position_bias) == (False, True)
+    assert with_length_defaults(TuneConfig(algo="dqn"), 128).position_bias is False
+    assert with_length_defaults(TuneConfig(prior="default"), 128).prior == "default"
+    assert with_length_defaults(TuneConfig(algo="dqn"), 128).batch_size == 64  # transitions, not compositions
+    given = with_length_defaults(TuneConfig(kl_target=2.0, batch_size=8, max_kl=5.0), 128)
+    assert (given.kl_target, given.batch_size, given.max_kl, given.alarm_kl) == (2.0, 8, 5.0, 32.0)
 
 
 def test_selection_collapse_and_kl_defaults_live_in_tune_config_only():
@@ -32,6 +50,6 @@ def test_selection_collapse_and_kl_defaults_live_in_tune_config_only():
     for rule in (SelectionRule, CollapseRule, KLController):
         required = [f for f in dataclasses.fields(rule) if f.default is dataclasses.MISSING]
         assert required, f"{rule.__name__} should take its main values from TuneConfig"
-    config = TuneConfig(max_kl=3.0, collapse_distinct_melodies=0.7)
+    config = with_length_defaults(TuneConfig(max_kl=3.0, collapse_distinct_melodies=0.7), 32)
     assert SelectionRule.from_config(config).max_kl == 3.0
     assert CollapseRule.from_config(config).min_distinct_melodies == 0.7

@@ -1,6 +1,8 @@
 """Strict form in tuning: returning phrases copied through the masks of the environment's prior, the policy's
 rollout and its replay, evaluation sampling and the prior's log p — and KL = 0 before the first update."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from notetune.pretrained.form import Form, FormError, form_violations
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.rewards import RewardSet
 from notetune.rewards.structure import form_compliance_counts
+from notetune.scripts.cli import main
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
@@ -101,6 +104,13 @@ def test_a_tiny_strict_run_obeys_the_form_in_every_sample_with_kl_zero_at_step_0
     assert (form_violations(samples, layout) == 0).all()
     assert form_compliance_counts(samples, layout)["returns_agree"][0].mean() == 1.0
     assert record["final_metrics"]["returns_agree"] == 1.0 and record["final_metrics"]["kl_per_composition"] >= 0
+    # `evaluate` judges the tuned model by its own rewards, the form ones included, on the form it is given.
+    figures = tmp_path / "evaluation.json"
+    argv = ["evaluate", "--model", str(tmp_path / "run"), "--num", "64", "--length", "64", "--form", "AABA"]
+    argv += ["--form-strict", "--prior", tiny_prior_dir, "--corpus", tiny_corpus_path, "--json", str(figures)]
+    assert main([*argv, "--resamples", "10"]) == 0
+    metrics = json.loads(figures.read_text())["metrics"]
+    assert metrics["reward_form_return"]["value"] > 0 and metrics["returns_agree"]["value"] == 1.0
 
 
 def test_strict_form_is_refused_where_it_cannot_apply(tmp_path, tiny_prior_dir, tiny_corpus_path):

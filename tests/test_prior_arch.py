@@ -14,6 +14,8 @@ from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.train import PretrainConfig, PretrainConfigError, learning_rate_at, pretrain
 from notetune.pretrained.transpose import OUT_OF_RANGE_LOGIT, transpose_model
 from notetune.rewards.reward_set import RewardSet
+from notetune.scripts.cli import main
+from tuning import stepped_log_probs
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +30,6 @@ def repeating_melodies(count: int = 3, length: int = 150, seed: int = 0) -> torc
     tokens[:, 64:128] = tokens[:, :64]
     tokens[:, 128:144] = torch.where(tokens[:, 112:128] >= 2, (tokens[:, 112:128] + 2).clamp(max=37), 1)
     return tokens
-
-
-def stepped_log_probs(model, tokens: torch.Tensor) -> torch.Tensor:
-    log_probs, state = model.start(len(tokens))
-    rows = [log_probs.gather(1, tokens[:, :1])[:, 0]]
-    for t in range(1, tokens.shape[1]):
-        log_probs, state = model.step(tokens[:, t - 1], state)
-        rows.append(log_probs.gather(1, tokens[:, t : t + 1])[:, 0])
-    return torch.stack(rows, 1)
 
 
 def test_stepping_with_carried_state_equals_whole_sequence_log_probs(lookback):
@@ -210,3 +203,11 @@ def test_the_shipped_priors_load_by_name():
     assert type(default) is NoteRNN and default_config["metrics"]["validation"]["nll_per_token"] < 0.83
     assert lookback_config["arch"] == lookback.arch == "lookback_lstm"
     assert lookback_config["metrics"]["validation"]["nll_per_token"] < 0.74
+
+
+def test_every_command_takes_the_shipped_priors_by_name(tmp_path, capsys):
+    assert main(["evaluate", "--model", "lookback", "--num", "16", "--resamples", "10"]) == 0
+    assert "16 melodies from lookback evaluated" in capsys.readouterr().out
+    assert main(["compare", "default", "lookback", "--num", "16", "--out", str(tmp_path / "report")]) == 0
+    assert main(["evaluate", "--model", "lookbak", "--num", "16"]) == 2
+    assert "model lookbak not found" in capsys.readouterr().err

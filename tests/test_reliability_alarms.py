@@ -5,7 +5,7 @@ import json
 
 import pytest
 from notetune.agents.alarms import check_alarms
-from notetune.agents.config import TuneConfig
+from notetune.agents.config import TuneConfig, with_length_defaults
 from notetune.scripts.cli import main
 
 UNTUNED = {
@@ -36,7 +36,7 @@ BALANCED_ROLLOUT = {"rewards/key/weighted": -1.0, "rewards/tonic/weighted": 1.5,
     ],
 )
 def test_each_alarm_fires_on_the_sign_it_watches_for(change, rollout, name, value, words):
-    config = TuneConfig()
+    config = with_length_defaults(TuneConfig(), 32)
     weights = {"key": 1.0, "tonic": 3.0, "motif": 1.0}
     assert check_alarms(dict(UNTUNED), UNTUNED, config, BALANCED_ROLLOUT, weights) == []
     fired = check_alarms({**UNTUNED, **change}, UNTUNED, config, rollout, weights)
@@ -55,7 +55,8 @@ def test_each_alarm_fires_on_the_sign_it_watches_for(change, rollout, name, valu
 
 def test_hold_and_rest_alarms_compare_with_the_corpus_when_given():
     corpus = {"hold_share": 0.6, "rest_share": 0.045}
-    fired = check_alarms({**UNTUNED, "hold_share": 0.3}, UNTUNED, TuneConfig(), {}, {}, corpus)
+    config = with_length_defaults(TuneConfig(), 32)
+    fired = check_alarms({**UNTUNED, "hold_share": 0.3}, UNTUNED, config, {}, {}, corpus)
     assert [alarm["name"] for alarm in fired] == ["hold_share"]
     assert "0.50× the corpus rate" in fired[0]["message"]
 

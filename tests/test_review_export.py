@@ -38,3 +38,9 @@ def test_a_missing_fluidsynth_library_is_logged(monkeypatch, caplog):
         assert export.fluidsynth_available() is False
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "ModuleNotFoundError" in warning and "libfluidsynth3" in warning
+
+
+def test_a_silent_melody_falls_back_to_silence_not_nan(monkeypatch):
+    monkeypatch.setattr(export, "fluidsynth_available", lambda: False)
+    audio, renderer = export.render_audio(np.array([0] + [1] * 31))  # a rest held for two bars
+    assert renderer == "sine" and np.isfinite(audio).all() and np.abs(audio).max() == 0

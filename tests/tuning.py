@@ -1,5 +1,7 @@
-"""The settings of a tiny tuning run that trains in seconds on the tiny prior and corpus of conftest.py."""
+"""The settings of a tiny tuning run that trains in seconds on the tiny prior and corpus of conftest.py, and
+how a model's log-probabilities are read one step at a time."""
 
+import torch
 from notetune.agents.config import TuneConfig
 
 TINY_RUN = dict(
@@ -24,3 +26,13 @@ TINY_RUN = dict(
 def tiny_config(out, prior_dir: str, corpus_path: str, **overrides) -> TuneConfig:
     """A TuneConfig of the tiny run writing to ``out``, with ``overrides``."""
     return TuneConfig(**{**TINY_RUN, "prior": prior_dir, "corpus": corpus_path, "out": str(out), **overrides})
+
+
+def stepped_log_probs(model, tokens: torch.Tensor) -> torch.Tensor:
+    """log p of each token of (B, T) melodies, stepping ``model`` one token at a time with carried state."""
+    log_probs, state = model.start(len(tokens))
+    rows = [log_probs.gather(1, tokens[:, :1])[:, 0]]
+    for t in range(1, tokens.shape[1]):
+        log_probs, state = model.step(tokens[:, t - 1], state)
+        rows.append(log_probs.gather(1, tokens[:, t : t + 1])[:, 0])
+    return torch.stack(rows, 1)

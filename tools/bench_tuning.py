@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from notetune.agents.config import TuneConfig, with_length_defaults
 from notetune.agents.ppo import MelodyPPO
 from notetune.envs import MelodyVecEnv, NullMelodyVecEnv
 from notetune.pretrained.checkpoint import load_checkpoint
@@ -67,8 +68,8 @@ def bench_sampling_ratio(model, length: int, num: int) -> dict:
     }
 
 
-def bench_ppo(model, env, steps: int) -> float:
-    algo = MelodyPPO(env, model, seed=0)
+def bench_ppo(model, env, steps: int, **settings) -> float:
+    algo = MelodyPPO(env, model, seed=0, **settings)
     algo.set_logger(configure(None, []))
     algo.learn(env.num_envs * env.length)  # warm-up rollout and update
     started = time.perf_counter()
@@ -121,9 +122,16 @@ def main() -> None:
             form=Form.parse("AABA").layout(128),
         ),
     }
+    # `tune`'s defaults at 128 steps: a minibatch of 2,048 steps (16 compositions) and the position bias.
+    defaults = with_length_defaults(TuneConfig(), 128)
+    long_defaults = {"batch_size": defaults.batch_size, "policy_kwargs": {"position_bias": defaults.position_bias}}
+    long_envs["notetune_long, tune's 128-step defaults"] = MelodyVecEnv(
+        model, RewardSet.from_spec("notetune_long", length=128), args.num_envs, 128
+    )
+    settings = {"notetune_long, tune's 128-step defaults": long_defaults}
     results["ppo_by_length"] = {"32 (notetune)": {"steps_per_second": round(real_speed), "ratio_to_32": 1.0}}
     for name, env in long_envs.items():
-        speed = bench_ppo(model, env, args.steps)
+        speed = bench_ppo(model, env, args.steps, **settings.get(name, {}))
         results["ppo_by_length"][f"128 ({name})"] = {
             "steps_per_second": round(speed),
             "ratio_to_32": round(speed / real_speed, 3),
