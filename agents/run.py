@@ -450,6 +450,8 @@ def load_run(directory: str | Path) -> TuneRun:
     config = TuneConfig(**{k: v for k, v in data.items() if k in known})
     if "novelty_target" not in data:  # a run started before the default novelty targets resumes without them
         config.novelty_target = []
+    if "position_bias" not in data:  # ... and one started before the position bias, without it
+        config.position_bias = False
     config.out = str(directory)
     run = TuneRun(config, resume=True)
     state = load_latest_checkpoint(directory / "checkpoints", run.algorithm.policy, run.algorithm.policy.optimizer)

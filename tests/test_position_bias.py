@@ -2,12 +2,13 @@
 architectures — no change before it is learned, stepping equals whole sequences, saved, loaded, transposed,
 carried by a tuning run into its exported model, refused where the policy cannot carry it."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from notetune.agents.run import TuneError, TuneRun
+from notetune.agents.run import TuneError, TuneRun, load_run
 from notetune.pretrained.checkpoint import load_checkpoint, save_checkpoint
 from notetune.pretrained.lookback import LookbackConfig, LookbackLSTM
 from notetune.pretrained.model import NoteRNN, NoteRNNConfig, with_position_bias
@@ -81,3 +82,14 @@ def test_a_run_with_a_position_bias_exports_it_and_starts_at_kl_zero(tmp_path, t
     refused = tiny_config(tmp_path / "q", tiny_prior_dir, tiny_corpus_path, position_bias=True, algo="dqn")
     with pytest.raises(TuneError, match="--position-bias needs --algo ppo"):
         TuneRun(refused)
+
+
+def test_a_long_run_saved_before_the_position_bias_resumes_without_it(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    out = tmp_path / "old"
+    config = tiny_config(out, tiny_prior_dir, tiny_corpus_path, length=40, position_bias=False, steps=2560)
+    TuneRun(dataclasses.replace(config, checkpoint_every=2560, eval_every=2560)).run()
+    saved = json.loads((out / "config.json").read_text())
+    del saved["position_bias"]  # as config.json was written before the field existed
+    (out / "config.json").write_text(json.dumps(saved))
+    resumed = load_run(out)
+    assert resumed.config.position_bias is False and resumed.algorithm.policy.actor.position is None
