@@ -290,8 +290,8 @@ def dpo_config(config: TuneConfig) -> DPOConfig:
 def tune_dpo(config: TuneConfig, lines: list[str] | None = None) -> dict[str, Any]:
     """``notetune tune --algo dpo``: train with :func:`train_dpo` into a run directory like any run's
     (``config.json`` holds the TuneConfig, ``run.json`` the record, ``model/`` the exported policy)."""
+    config = with_length_defaults(config, config.length)  # config.json records the numbers the run used
     dpo = dpo_config(config)
-    config = with_length_defaults(config, config.length)
     if config.primer or config.constraint:
         raise PreferenceError("--primer and --constraint need --algo ppo or a2c; --algo dpo learns whole melodies")
     prior_key = Key.parse(read_config(find_checkpoint(config.prior)).get("key") or PRIOR_KEY)
