@@ -31,6 +31,8 @@ class MelodyPolicy(BasePolicy):
     applied identically to policy and prior, π = prior (KL = 0) before the first update. ``form`` (a strict
     form's layout) masks by what was generated: in a returning phrase only the copied token is allowed, in the
     rollout (:meth:`step` reads the tokens so far) and in its replay (:meth:`evaluate_sequences`) alike.
+    ``position_bias`` gives the actor a learned, zero-initialised logit bias per position (primer and piece:
+    :class:`~notetune.pretrained.model.PositionBias`), so it knows where in the piece it is; the export keeps it.
     """
 
     def __init__(
@@ -52,7 +54,6 @@ class MelodyPolicy(BasePolicy):
         )
         self.length = int(observation_space.shape[0]) - 1
         primer_length = 0 if primer is None else len(primer)
-        # With a position bias (one row per token after the start token: the primer's, then the piece's).
         self.actor = with_position_bias(prior, primer_length + self.length) if position_bias else copy.deepcopy(prior)
         self.actor.dropout.p = 0.0  # rollouts and updates must see the same distribution
         for parameter in self.actor.parameters():
