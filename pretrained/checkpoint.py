@@ -29,8 +29,9 @@ CONFIG = "config.json"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
 LOOKBACK_CHECKPOINT = Path(__file__).parent / "lookback"
 """The shipped Lookback LSTM prior (``lookback_lstm``, a prior that remembers), by name ``lookback``."""
-SHIPPED_MODELS = ("default", "lookback")
-"""Names of the shipped priors that every command accepts as a model (a folder of that name here wins)."""
+SHIPPED_MODELS = {"default": DEFAULT_CHECKPOINT, "lookback": LOOKBACK_CHECKPOINT}
+"""The shipped priors every command accepts by name as a model ('default' always; 'lookback' unless a folder of
+that name is here)."""
 
 
 def model_exists(spec: str | Path) -> bool:
@@ -108,8 +109,8 @@ def find_checkpoint(path: str | Path | None) -> Path:
     means its exported model (``RUN/model``)."""
     if path is None or str(path) == "default":
         return DEFAULT_CHECKPOINT
-    if str(path) == "lookback" and not Path(path).exists():
-        return LOOKBACK_CHECKPOINT
+    if str(path) in SHIPPED_MODELS and not Path(path).exists():
+        return SHIPPED_MODELS[str(path)]
     path = Path(path)
     if path.is_dir() and (path / "model" / CONFIG).is_file() and not _is_checkpoint(path):
         return path / "model"
