@@ -14,7 +14,15 @@ from notetune.rewards.reward_set import RewardSet
 from .config import FAST_PATH, TuneConfig
 from .kl import KLController
 
-__all__ = ["FAST_PATH", "build_algorithm"]
+__all__ = ["FAST_PATH", "build_algorithm", "phrase_lags"]
+
+
+def phrase_lags(config: TuneConfig, piece: Piece) -> tuple[int, ...]:
+    """The earlier-phrase lags the policy's position bias copies from: a soft form's, with ``phrase_copy``."""
+    layout = piece.layout
+    if not (config.position_bias and config.phrase_copy) or layout is None or piece.strict:
+        return ()
+    return layout.phrase_lags
 
 
 def build_algorithm(
@@ -62,7 +70,11 @@ def build_algorithm(
         kl_controller=kl,
         normalize_advantage=config.normalize_advantage,
         seed=config.seed,
-        policy_kwargs={"value_hidden": config.value_hidden, "position_bias": bool(config.position_bias)},
+        policy_kwargs={
+            "value_hidden": config.value_hidden,
+            "position_bias": bool(config.position_bias),
+            "phrase_lags": phrase_lags(config, piece),
+        },
     )
     if config.algo == "a2c":
         return MelodyA2C(env, prior, **common)

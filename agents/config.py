@@ -131,6 +131,10 @@ class TuneConfig(PieceFields):
     KL = 0 at step 0; the exported model keeps it). A recurrent prior does not know where in the piece it is;
     with this the policy learns where it ends (a held tonic) and where each phrase cadences. Default: on for
     pieces longer than 32 steps (off for RL Tuner's two bars, whose runs are unchanged)."""
+    phrase_copy: bool = True
+    """With the position bias and a soft --form: the bias can also raise or lower, at each step, the token at the
+    same place in each earlier phrase (one learned scalar per step and phrase, zero at first), so a returning A
+    can copy the first A while B steers away from it. Off: the recurrent state must count to the phrase."""
     group_size: int = 8
     """grpo/rloo: compositions per group (num_envs must be a multiple); each is judged against its group."""
     kl_estimator: Literal["penalty", "k3"] = "penalty"

@@ -32,7 +32,8 @@ class MelodyPolicy(BasePolicy):
     form's layout) masks by what was generated: in a returning phrase only the copied token is allowed, in the
     rollout (:meth:`step` reads the tokens so far) and in its replay (:meth:`evaluate_sequences`) alike.
     ``position_bias`` gives the actor a learned, zero-initialised logit bias per position (primer and piece:
-    :class:`~notetune.pretrained.model.PositionBias`), so it knows where in the piece it is; the export keeps it.
+    :class:`~notetune.pretrained.model.PositionBias`), so it knows where in the piece it is; with
+    ``phrase_lags`` it can also copy from (or avoid) the same place in each earlier phrase. The export keeps it.
     """
 
     def __init__(
@@ -48,13 +49,15 @@ class MelodyPolicy(BasePolicy):
         allowed: np.ndarray | None = None,
         form: FormLayout | None = None,
         position_bias: bool = False,
+        phrase_lags: tuple[int, ...] = (),
     ) -> None:
         super().__init__(
             observation_space, action_space, optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs or {}
         )
         self.length = int(observation_space.shape[0]) - 1
         primer_length = 0 if primer is None else len(primer)
-        self.actor = with_position_bias(prior, primer_length + self.length) if position_bias else copy.deepcopy(prior)
+        rows = primer_length + self.length
+        self.actor = with_position_bias(prior, rows, phrase_lags) if position_bias else copy.deepcopy(prior)
         self.actor.dropout.p = 0.0  # rollouts and updates must see the same distribution
         for parameter in self.actor.parameters():
             parameter.requires_grad_(True)

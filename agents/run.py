@@ -452,6 +452,8 @@ def load_run(directory: str | Path) -> TuneRun:
         config.novelty_target = []
     if "position_bias" not in data:  # ... and one started before the position bias, without it
         config.position_bias = False
+    if "phrase_copy" not in data:  # ... and one started before its phrase copies, without them
+        config.phrase_copy = False
     config.out = str(directory)
     run = TuneRun(config, resume=True)
     state = load_latest_checkpoint(directory / "checkpoints", run.algorithm.policy, run.algorithm.policy.optimizer)

@@ -147,6 +147,11 @@ class FormLayout:
     phrase_steps: int
 
     @property
+    def phrase_lags(self) -> tuple[int, ...]:
+        """Steps back from any step to the same place in each earlier phrase: the phrase length's multiples."""
+        return tuple(self.phrase_steps * k for k in range(1, self.form.num_phrases))
+
+    @property
     def half_steps(self) -> int:
         """Steps in a phrase's first half (a variation returns this many)."""
         return self.phrase_steps // 2

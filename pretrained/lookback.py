@@ -26,9 +26,10 @@ from torch import nn
 from .model import NoteModel, config_fields, config_to_dict, position_bias
 from .vocab import DEFAULT_VOCABULARY, NUM_SPECIAL, Vocabulary
 
-LookbackState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+LookbackState = tuple[torch.Tensor, ...]
 """(h, c, history (B, W) input ids, last sounding pitch token at each (B, W), steps read (B,),
-steps each lag has been repeating for (B, lags))."""
+steps each lag has been repeating for (B, lags)); with a position bias's phrase copies also the last inputs
+(B, max phrase lag)."""
 
 RUN_SCALE = 16.0
 """Repeat run lengths enter the network in bars of 16 steps, capped at 4 bars."""
@@ -57,6 +58,8 @@ class LookbackConfig:
     """A linear map (V → V) after the mixture's log-probabilities: the Q-network that dqn/psi/g tune and export."""
     position_bias: int = 0
     """Rows of a learned logit bias per position (see :class:`~notetune.pretrained.model.PositionBias`); 0 = none."""
+    phrase_lags: tuple[int, ...] = ()
+    """Steps back to the same place in each earlier phrase that the position bias can copy from (a form's)."""
 
     def __post_init__(self) -> None:
         if not self.lags or min(self.lags) < 1:
@@ -69,8 +72,6 @@ class LookbackConfig:
     @classmethod
     def from_dict(cls, data: dict) -> LookbackConfig:
         vocab, data = config_fields(cls, data)
-        if "lags" in data:
-            data["lags"] = tuple(data["lags"])
         data.setdefault("run_lengths", False)  # written before run lengths existed
         return cls(vocab=vocab, **data)
 
@@ -114,6 +115,8 @@ class LookbackLSTM(NoteModel):
         weight = self.head.weight
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         history = torch.full((batch_size, self.window), self.start_token, dtype=torch.long, device=weight.device)
+        copies = self.position is not None and self.position.copy is not None
+        phrases = (self.position.initial_history(batch_size, self.start_token, weight.device),) if copies else ()
         return (
             torch.zeros(shape, dtype=weight.dtype, device=weight.device),
             torch.zeros(shape, dtype=weight.dtype, device=weight.device),
@@ -121,6 +124,7 @@ class LookbackLSTM(NoteModel):
             history.clone(),
             torch.zeros(batch_size, dtype=torch.long, device=weight.device),
             torch.zeros(batch_size, len(self.config.lags), dtype=torch.long, device=weight.device),
+            *phrases,
         )
 
     # ------------------------------------------------------------------------------- compute
@@ -133,7 +137,7 @@ class LookbackLSTM(NoteModel):
         batch, length = inputs.shape
         if state is None:
             state = self.initial_state(batch)
-        h, c, history, history_pitch, steps, runs = state
+        h, c, history, history_pitch, steps, runs, *phrases = state
         window, none = self.window, self.start_token
         tokens = torch.cat([history, inputs], dim=1)  # (B, W + T); column W + i is inputs[:, i]
         # The last sounding pitch at or before each column: carried for the history, running over the inputs.
@@ -180,8 +184,9 @@ class LookbackLSTM(NoteModel):
         if self.output is not None:
             logits = self.output(logits)
         if self.position is not None:
-            logits = self.position(logits, steps)
-        new_state = (h, c, tokens[:, -window:], last[:, -window:], steps + length, run_lengths_t[:, -1])
+            logits = self.position(logits, steps, inputs, *phrases)
+        phrases = [self.position.advance(phrases[0], inputs)] if phrases else []
+        new_state = (h, c, tokens[:, -window:], last[:, -window:], steps + length, run_lengths_t[:, -1], *phrases)
         return logits, output, new_state
 
 

@@ -17,7 +17,8 @@ from torch import nn
 from .vocab import DEFAULT_VOCABULARY, Vocabulary
 
 State = tuple[torch.Tensor, ...]
-"""(h, c) of the LSTM; with a position bias also the steps read (B,)."""
+"""(h, c) of the LSTM; with a position bias also the steps read (B,), and with phrase copies the last inputs
+(B, max lag)."""
 
 
 def config_to_dict(config: Any) -> dict:
@@ -34,7 +35,7 @@ def config_fields(cls: type, data: dict) -> tuple[Vocabulary, dict]:
     unknown = set(data) - {name for name in cls.__dataclass_fields__ if name != "vocab"}
     if unknown:
         raise ValueError(f"unknown model fields {sorted(unknown)}")
-    return vocab, data
+    return vocab, {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class NoteRNNConfig:
     dropout: float = 0.0
     position_bias: int = 0
     """Rows of a learned logit bias per position (see :class:`PositionBias`); 0 = none (a pretrained prior)."""
+    phrase_lags: tuple[int, ...] = ()
+    """Steps back to the same place in each earlier phrase that the position bias can copy from (a form's)."""
 
     def to_dict(self) -> dict:
         return config_to_dict(self)
@@ -67,45 +70,95 @@ class PositionBias(nn.Module):
     tuned policy that must end on a held tonic at step 124, or cadence at each phrase end, gets that knowledge
     from this table. It starts at zero, so a policy with it equals its prior (KL = 0) before its first update;
     tuning adds it (``position_bias`` rows in the architecture's config) and the exported model keeps it.
+
+    With ``phrase_lags`` (a form's phrase length and its multiples) it is also a pointer into earlier phrases:
+    ``COPY_SCALE · copy[k, j]`` is added to the logit of the token ``phrase_lags[j]`` steps before position ``k``.
+    A policy writing a form learns, position by position, to copy the first A into each returning A and to
+    steer B away from what A played there: the decision is one scalar per step and phrase, not something the
+    recurrent state must count its way to. The model carries the last ``max(phrase_lags)`` inputs to read them.
     """
 
     SCALE = 32.0
     """The bias is ``SCALE · weight``: each entry is one scalar that few updates touch, and Adam moves a parameter
     by about the learning rate per update whatever its gradient, so at the policy's 1e-4 an unscaled table would
     move a logit by 0.4 nat in 4,000 updates; scaled, it moves as far as the task asks."""
+    COPY_SCALE = 128.0
+    """The phrase copies are ``COPY_SCALE · copy``: a copy is paid through many noisy steps, and at ``SCALE`` its
+    weights reached under 1 nat in 1.7 M steps of an AABA run, too little to copy a phrase."""
 
-    def __init__(self, rows: int, size: int) -> None:
+    def __init__(self, rows: int, size: int, phrase_lags: tuple[int, ...] = ()) -> None:
         super().__init__()
         if rows < 1:
             raise ValueError(f"a position bias needs at least one row, got {rows}")
+        if phrase_lags and min(phrase_lags) < 1:
+            raise ValueError(f"phrase lags must be positive step counts, got {phrase_lags}")
         self.weight = nn.Parameter(torch.zeros(rows, size))
+        self.phrase_lags = tuple(phrase_lags)
+        self.copy = nn.Parameter(torch.zeros(rows, len(phrase_lags))) if phrase_lags else None
+        self.window = max(phrase_lags, default=0)
+        """Inputs the model carries for the copies (0 without)."""
 
-    def forward(self, logits: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """``logits`` (B, T, V) after inputs whose first is the ``steps`` (B,)-th read; the biased logits."""
-        positions = steps.unsqueeze(1) + torch.arange(logits.shape[1], device=logits.device)
-        rows = self.weight.shape[0]
-        bias = self.SCALE * self.weight[positions.clamp(max=rows - 1)]
-        return logits + bias.masked_fill((positions >= rows).unsqueeze(-1), 0.0)
+    def initial_history(self, batch_size: int, none: int, device: torch.device) -> torch.Tensor:
+        """(B, window) inputs before the start: ``none`` (the start token) copies nothing."""
+        return torch.full((batch_size, self.window), none, dtype=torch.long, device=device)
+
+    @staticmethod
+    def _rows(table: torch.Tensor, scale: float, positions: torch.Tensor) -> torch.Tensor:
+        """``scale · table`` at each of ``positions`` (B, T), zero past its last row: (B, T, columns)."""
+        rows = table.shape[0]
+        return (scale * table[positions.clamp(max=rows - 1)]).masked_fill((positions >= rows).unsqueeze(-1), 0.0)
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        steps: torch.Tensor,
+        inputs: torch.Tensor | None = None,
+        history: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``logits`` (B, T, V) after ``inputs`` (B, T) whose first is the ``steps`` (B,)-th read, ``history``
+        (B, window) the inputs before them (both only with phrase lags); the biased logits."""
+        length = logits.shape[1]
+        positions = steps.unsqueeze(1) + torch.arange(length, device=logits.device)
+        biased = logits + self._rows(self.weight, self.SCALE, positions)
+        if self.copy is None:
+            return biased
+        tokens = torch.cat([history, inputs], dim=1)  # column window + i is inputs[:, i]
+        weights = self._rows(self.copy, self.COPY_SCALE, positions)  # (B, T, lags)
+        size = logits.shape[-1]
+        copies = torch.zeros(*logits.shape[:2], size + 1, dtype=logits.dtype, device=logits.device)
+        for index, lag in enumerate(self.phrase_lags):
+            # Input i predicts position steps + i; the token `lag` positions before is input steps + i + 1 - lag.
+            then = tokens[:, self.window + 1 - lag : self.window + 1 - lag + length]
+            copies.scatter_add_(-1, then.clamp(max=size).unsqueeze(-1), weights[..., index : index + 1])
+        return biased + copies[..., :size]
+
+    def advance(self, history: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """The history (B, window) after reading ``inputs`` (B, T)."""
+        return torch.cat([history, inputs], dim=1)[:, -self.window :]
 
 
 def position_bias(config: Any) -> PositionBias | None:
     """The :class:`PositionBias` an architecture config asks for (``position_bias`` rows), or None."""
     rows = getattr(config, "position_bias", 0)
-    return PositionBias(rows, config.vocab.size) if rows else None
+    return PositionBias(rows, config.vocab.size, getattr(config, "phrase_lags", ())) if rows else None
 
 
 @torch.no_grad()
-def with_position_bias(model: NoteModel, rows: int) -> NoteModel:
-    """A copy of ``model`` with a position bias of at least ``rows`` rows (its own rows kept, new ones zero):
-    the same distribution as ``model``, one table more to learn. How a tuning policy starts from its prior."""
+def with_position_bias(model: NoteModel, rows: int, phrase_lags: tuple[int, ...] = ()) -> NoteModel:
+    """A copy of ``model`` with a position bias of at least ``rows`` rows (its own rows kept, new ones zero),
+    copying from ``phrase_lags`` (its own lags when it has some): the same distribution as ``model``, one
+    table more to learn. How a tuning policy starts from its prior."""
     own = getattr(model, "position", None)
-    old = own.weight if own is not None else None
-    rows = max(rows, 0 if old is None else old.shape[0])
-    result = type(model)(replace(model.config, position_bias=rows)).to(model.head.weight.device)
+    rows = max(rows, 0 if own is None else own.weight.shape[0])
+    lags = tuple(phrase_lags) or (() if own is None else own.phrase_lags)
+    config = replace(model.config, position_bias=rows, phrase_lags=lags)
+    result = type(model)(config).to(model.head.weight.device)
     weights = {name: value for name, value in model.state_dict().items() if not name.startswith("position.")}
     result.load_state_dict(weights, strict=False)
-    if old is not None:
-        result.position.weight[: old.shape[0]] = old
+    if own is not None:
+        result.position.weight[: own.weight.shape[0]] = own.weight
+        if own.copy is not None and own.phrase_lags == lags:
+            result.position.copy[: own.copy.shape[0]] = own.copy
     return result.train(model.training)
 
 
@@ -187,7 +240,10 @@ class NoteRNN(NoteModel):
         h = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
         if self.position is None:
             return h, torch.zeros_like(h)
-        return h, torch.zeros_like(h), torch.zeros(batch_size, dtype=torch.long, device=weight.device)
+        steps = torch.zeros(batch_size, dtype=torch.long, device=weight.device)
+        if self.position.copy is None:
+            return h, torch.zeros_like(h), steps
+        return h, torch.zeros_like(h), steps, self.position.initial_history(batch_size, self.start_token, h.device)
 
     # ------------------------------------------------------------------------------- compute
     def features(self, inputs: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
@@ -197,7 +253,9 @@ class NoteRNN(NoteModel):
         output, (h, c) = self.lstm(self.embedding(inputs), (state[0], state[1]))
         if self.position is None:
             return output, (h, c)
-        return output, (h, c, state[2] + inputs.shape[1])
+        if self.position.copy is None:
+            return output, (h, c, state[2] + inputs.shape[1])
+        return output, (h, c, state[2] + inputs.shape[1], self.position.advance(state[3], inputs))
 
     def logits_and_features(
         self, inputs: torch.Tensor, state: State | None = None
@@ -207,7 +265,7 @@ class NoteRNN(NoteModel):
         output, new_state = self.features(inputs, state)
         logits = self.head(self.dropout(output))
         if self.position is not None:
-            logits = self.position(logits, state[2])
+            logits = self.position(logits, state[2], inputs, *state[3:])
         return logits, output, new_state
 
 

@@ -7,7 +7,8 @@
   on the real environment with the `notetune` reward set, and on a do-nothing environment of the same
   shape in the same run (target ≥ 20k steps/s, and ≥ 60% of the do-nothing figure);
 - long pieces: PPO env steps/s at 128 steps with the default long set (`notetune_long`) and with
-  `notetune,form` under a strict AABA form, each as a ratio to the 32-step figure (target ≥ 0.7).
+  `notetune,form` under a strict AABA form, and at tune's 128-step defaults without a form and under a soft
+  AABA form (position bias with phrase copies), each as a ratio to the 32-step figure (target ≥ 0.7).
 """
 
 from __future__ import annotations
@@ -128,7 +129,16 @@ def main() -> None:
     long_envs["notetune_long, tune's 128-step defaults"] = MelodyVecEnv(
         model, RewardSet.from_spec("notetune_long", length=128), args.num_envs, 128
     )
-    settings = {"notetune_long, tune's 128-step defaults": long_defaults}
+    # ... and under a soft AABA form, whose position bias also copies from the earlier phrases.
+    soft = "notetune,form (soft AABA), tune's 128-step defaults with phrase copies"
+    long_envs[soft] = MelodyVecEnv(
+        model, RewardSet.from_spec("notetune,form", length=128, form="AABA"), args.num_envs, 128
+    )
+    phrase_lags = Form.parse("AABA").layout(128).phrase_lags
+    settings = {
+        "notetune_long, tune's 128-step defaults": long_defaults,
+        soft: {**long_defaults, "policy_kwargs": {**long_defaults["policy_kwargs"], "phrase_lags": phrase_lags}},
+    }
     results["ppo_by_length"] = {"32 (notetune)": {"steps_per_second": round(real_speed), "ratio_to_32": 1.0}}
     for name, env in long_envs.items():
         speed = bench_ppo(model, env, args.steps, **settings.get(name, {}))
