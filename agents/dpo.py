@@ -28,6 +28,7 @@ import torch
 from notetune.pretrained.checkpoint import find_checkpoint, load_checkpoint, read_config, save_checkpoint
 from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.model import NoteRNN
+from notetune.pretrained.piece import piece_from_config
 from notetune.pretrained.sampling import sample_tokens
 from notetune.pretrained.transpose import PRIOR_KEY
 from notetune.rewards.keys import Key
@@ -265,7 +266,8 @@ def dpo_config(config: TuneConfig) -> DPOConfig:
         raise PreferenceError(
             f"--dpo-beta must be positive and --dpo-epochs 0 or more (got {config.dpo_beta} and {config.dpo_epochs})"
         )
-    config = with_length_defaults(config, config.length)
+    length = piece_from_config(config).length  # --bars and --meter as well as --length
+    config = with_length_defaults(config, length)
     try:
         return DPOConfig(
             preferences=config.preferences,
@@ -276,7 +278,7 @@ def dpo_config(config: TuneConfig) -> DPOConfig:
             epochs=config.dpo_epochs,
             learning_rate=config.learning_rate,
             eval_size=config.confirm_size or config.eval_size,
-            length=config.length,
+            length=length,
             max_kl=config.max_kl,
             min_distinct_melodies=config.min_distinct_melodies,
             seed=config.seed,
@@ -290,7 +292,8 @@ def dpo_config(config: TuneConfig) -> DPOConfig:
 def tune_dpo(config: TuneConfig, lines: list[str] | None = None) -> dict[str, Any]:
     """``notetune tune --algo dpo``: train with :func:`train_dpo` into a run directory like any run's
     (``config.json`` holds the TuneConfig, ``run.json`` the record, ``model/`` the exported policy)."""
-    config = with_length_defaults(config, config.length)  # config.json records the numbers the run used
+    # config.json records the numbers the run used
+    config = with_length_defaults(config, piece_from_config(config).length)
     dpo = dpo_config(config)
     if config.primer or config.constraint:
         raise PreferenceError("--primer and --constraint need --algo ppo or a2c; --algo dpo learns whole melodies")

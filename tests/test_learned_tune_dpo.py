@@ -88,6 +88,9 @@ def test_tune_config_maps_onto_dpo_config_with_the_same_defaults():
     )
     mapped = dpo_config(TuneConfig(preferences="p", dpo_loss="ipo", dpo_beta=0.3, dpo_epochs=3, seed=5, length=16))
     assert (mapped.loss, mapped.beta, mapped.epochs, mapped.seed, mapped.length) == ("ipo", 0.3, 3, 5, 16)
+    by_bars = dpo_config(TuneConfig(preferences="p", bars=8))  # --bars (and --meter) give the length too
+    assert (by_bars.length, by_bars.max_kl) == (128, 32.0)
+    assert dpo_config(TuneConfig(preferences="p", bars=4, meter="6/8")).length == 48
 
 
 def test_rl_runs_refuse_dpo_and_preferences(tmp_path, tiny_prior_dir):
