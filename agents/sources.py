@@ -212,11 +212,14 @@ class Prior:
 
 def reference_prior(spec: str, sources: Sequence[SampleSource]) -> str:
     """The prior that ``spec`` names for judging ``sources``: 'auto' is the prior the tuned ones were tuned
-    from (their ``from_prior``) when they share one that is still there, else 'default'; anything else is
-    itself. So a model tuned from the Lookback LSTM has its log p and KL measured against the Lookback LSTM."""
+    from (their ``from_prior``) when they share one that is still there — without tuned models, the one
+    untuned model itself — else 'default'; anything else is itself. So a model tuned from the Lookback LSTM
+    has its log p and KL measured against the Lookback LSTM, and the Lookback LSTM against itself (KL 0)."""
     if spec != "auto":
         return spec
     tuned_from = {str((source.tuned or {}).get("from_prior") or "") for source in sources if source.tuned}
+    if not tuned_from:
+        tuned_from = {str(source.checkpoint) for source in sources if source.kind == "model" and source.checkpoint}
     if len(tuned_from) == 1:
         (path,) = tuned_from
         if path and Path(path).is_dir():

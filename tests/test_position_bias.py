@@ -89,7 +89,69 @@ def test_a_long_run_saved_before_the_position_bias_resumes_without_it(tmp_path, 
     config = tiny_config(out, tiny_prior_dir, tiny_corpus_path, length=40, position_bias=False, steps=2560)
     TuneRun(dataclasses.replace(config, checkpoint_every=2560, eval_every=2560)).run()
     saved = json.loads((out / "config.json").read_text())
-    del saved["position_bias"]  # as config.json was written before the field existed
+    del saved["position_bias"], saved["phrase_copy"]  # as config.json was written before the fields existed
     (out / "config.json").write_text(json.dumps(saved))
     resumed = load_run(out)
     assert resumed.config.position_bias is False and resumed.algorithm.policy.actor.position is None
+    assert resumed.config.phrase_copy is False
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["note_rnn", "lookback_lstm"])
+def test_phrase_copies_start_at_zero_step_as_a_whole_sequence_and_copy_earlier_phrases(tmp_path, index):
+    prior = tiny_models()[index]
+    tokens = melodies(3, 24)
+    biased = with_position_bias(prior, 24, (8, 16))
+    assert biased.position.copy.shape == (24, 2)
+    assert torch.equal(biased.sequence_log_probs(tokens), prior.sequence_log_probs(tokens))  # zero: KL = 0
+    with torch.no_grad():
+        biased.position.copy.normal_()
+    whole = biased.sequence_log_probs(tokens)
+    assert (stepped_log_probs(biased, tokens) - whole).abs().max() < 1e-5
+    with torch.no_grad():  # from step 8 on, copy the token 8 steps back; before it nothing is there to copy
+        biased.position.copy.zero_()
+        biased.position.copy[:, 0] = 1.0
+    torch.manual_seed(2)
+    log_probs, state = biased.start(64)
+    written = []
+    for _ in range(24):
+        token = log_probs.exp().multinomial(1)[:, 0]
+        written.append(token)
+        log_probs, state = biased.step(token, state)
+    written = torch.stack(written, 1)
+    assert torch.equal(written[:, 8:], written[:, :-8])
+    assert torch.equal(biased.sequence_log_probs(tokens)[:, :8], prior.sequence_log_probs(tokens)[:, :8])
+    save_checkpoint(biased, tmp_path / "model")
+    loaded, config = load_checkpoint(tmp_path / "model")
+    assert config["model"]["phrase_lags"] == [8, 16] and loaded.position.phrase_lags == (8, 16)
+    assert torch.allclose(loaded.sequence_log_probs(tokens), biased.sequence_log_probs(tokens))
+    shifted = transpose_model(loaded, 2)  # copying is the same in every key
+    assert torch.equal(shifted.position.copy, loaded.position.copy)
+
+
+def test_a_soft_form_run_gives_its_policy_the_form_phrase_lags(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    def actor(name: str, **overrides):
+        config = tiny_config(
+            tmp_path / name, tiny_prior_dir, tiny_corpus_path, length=32, form="AABA", position_bias=True, **overrides
+        )
+        return TuneRun(config).algorithm.policy.actor
+
+    assert actor("soft").position.phrase_lags == (8, 16, 24)
+    assert actor("off", phrase_copy=False).position.copy is None
+    assert actor("strict", form_strict=True).position.copy is None  # the masks copy already
+
+
+def test_auto_judges_an_untuned_model_against_itself_and_tuned_ones_against_their_prior(tmp_path):
+    import numpy as np
+    from notetune.agents.sources import SampleSource, reference_prior
+
+    lookback, tuned_from = tmp_path / "lookback", tmp_path / "prior"
+    lookback.mkdir(), tuned_from.mkdir()
+    tokens = np.zeros((1, 8), dtype=np.int64)
+    untuned = SampleSource("lookback", "model", "lookback", tokens, checkpoint=lookback)
+    tuned = SampleSource("run", "model", "run", tokens, checkpoint=tmp_path, tuned={"from_prior": str(tuned_from)})
+    corpus = SampleSource("corpus", "corpus", "corpus.npz", tokens)
+    assert reference_prior("auto", [untuned]) == str(lookback)
+    assert reference_prior("auto", [untuned, corpus]) == str(lookback)
+    assert reference_prior("auto", [untuned, tuned]) == str(tuned_from)  # the tuned model's prior decides
+    assert reference_prior("auto", [corpus]) == "default"
+    assert reference_prior("default", [untuned]) == "default"
