@@ -1,6 +1,7 @@
 """A policy that knows where in the piece it is: the learned bias per position (PositionBias) of both
 architectures — no change before it is learned, stepping equals whole sequences, saved, loaded, transposed,
-carried by a tuning run into its exported model, refused where the policy cannot carry it."""
+carried by a tuning run into its exported model, refused where the policy cannot carry it; its phrase copies
+under a soft form; and the prior `--prior auto` judges a tuned or untuned model against."""
 
 import dataclasses
 import json
