@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from notetune.agents.selection import distinct_4gram_reference
+
 logger = logging.getLogger(__name__)
 
 
@@ -19,9 +21,10 @@ def check_alarms(
 ) -> list[dict[str, Any]]:
     """Every alarm the evaluation ``stats`` trips, as {name, value, threshold, message}.
 
-    Thresholds come from the run config: KL to the prior, drop of mean log p_prior, distinct-4gram
-    share relative to the untuned model, hold and rest rates relative to the corpus (or the untuned
-    model when no corpus rates are given), and the share of one reward in the absolute total.
+    Thresholds come from the run config: KL to the prior, drop of mean log p_prior, distinct-4gram share
+    relative to the untuned model (written in the form, with a soft form), hold and rest rates relative to
+    the corpus (or the untuned model when no corpus rates are given), and the share of one reward in the
+    absolute total.
     """
     alarms: list[dict[str, Any]] = []
 
@@ -45,7 +48,7 @@ def check_alarms(
             config.alarm_log_prior_drop,
             f"mean log p_prior fell {drop:.2f} nat per token below the untuned model",
         )
-    ratio = stats["distinct_4gram"] / max(baseline["distinct_4gram"], 1e-9)
+    ratio = stats["distinct_4gram"] / max(distinct_4gram_reference(baseline), 1e-9)
     if ratio < config.alarm_distinct_4gram_ratio:
         fire(
             "distinct_4gram",

@@ -27,7 +27,7 @@ from notetune.pretrained.piece import piece_from_config
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
 from notetune.pretrained.transpose import PRIOR_KEY, transpose_to_key
 from notetune.pretrained.vocab import HOLD, REST
-from notetune.rewards.evaluation import music_reward_per_composition
+from notetune.rewards.evaluation import distinct_4gram_share, music_reward_per_composition
 from notetune.rewards.keys import Key
 from notetune.rewards.listener import judge_preference_share, judge_scores, load_judge
 from notetune.rewards.metrics import NoteNgramIndex
@@ -48,7 +48,7 @@ from .checkpoints import Resumable, TrainingState, load_latest_checkpoint, save_
 from .config import ALGORITHMS, TuneConfig, reward_spec, shipped_prior, with_length_defaults
 from .evaluation import evaluate_policy
 from .run_record import chosen_evaluation, git_commit, package_versions, why_chosen, write_run_record
-from .selection import CollapseRule, SelectionRule, Watcher
+from .selection import DISTINCT_4GRAM_IN_FORM, CollapseRule, SelectionRule, Watcher
 from .target_run import RunTargets, TargetCallback
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,18 @@ class TuneRun:
             figures["judge_share"] = judge_preference_share(
                 self.judge, evaluation.tokens, self.judge_baseline(num, seed_offset)
             )
+        soft_form = self.piece.layout is not None and self.piece.strict_layout is None
+        if soft_form and self.watcher.baseline is None:  # the untuned figures: also diversity in the form
+            figures[DISTINCT_4GRAM_IN_FORM] = self.distinct_4gram_in_form(num, self.config.seed + seed_offset)
         return figures
+
+    def distinct_4gram_in_form(self, num: int, seed: int) -> float:
+        """Distinct-4gram share of ``num`` of the prior's compositions written into the run's form (its returning
+        phrases copied through the strict masks): the reference of a soft-form run's diversity bounds."""
+        tokens = sample_tokens(
+            self.prior, num, self.length, seed=seed, primer=self.primer, allowed=self.allowed, form=self.piece.layout
+        )
+        return distinct_4gram_share(tokens, seed=seed)
 
     def judge_baseline(self, num: int, seed_offset: int) -> np.ndarray:
         """The untuned prior's compositions the judge compares an evaluation's with: as many, sampled as the

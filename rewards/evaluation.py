@@ -287,6 +287,15 @@ def _likelihood(tokens: np.ndarray, prior_log_probs: np.ndarray, model_log_probs
     return figures
 
 
+def distinct_4gram_share(tokens: np.ndarray, seed: int = 0) -> float:
+    """The ``distinct_4gram`` figure :func:`evaluate_tokens` reports for these melodies (same sets, same seed)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    set_size = default_set_size(len(tokens))
+    if not len(tokens) >= set_size >= 2:
+        return float("nan")
+    return _diversity(tokens, set_size, 0, seed)["distinct_4gram"].value
+
+
 def _diversity(tokens: np.ndarray, set_size: int, resamples: int, seed: int) -> dict[str, Metric]:
     """Diversity within random sets of ``set_size`` melodies (drawn at random: files may be ordered, and corpus
     windows of one song sit side by side), canonical tokens."""

@@ -1,7 +1,8 @@
 """A policy that knows where in the piece it is: the learned bias per position (PositionBias) of both
 architectures — no change before it is learned, stepping equals whole sequences, saved, loaded, transposed,
 carried by a tuning run into its exported model, refused where the policy cannot carry it; its phrase copies
-under a soft form; and the prior `--prior auto` judges a tuned or untuned model against."""
+under a soft form, whose diversity bounds read the untuned model written in the form; and the prior
+`--prior auto` judges a tuned or untuned model against."""
 
 import dataclasses
 import json
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from notetune.agents.alarms import check_alarms
+from notetune.agents.config import TuneConfig, with_length_defaults
 from notetune.agents.run import TuneError, TuneRun, load_run
+from notetune.agents.selection import DISTINCT_4GRAM_IN_FORM, CollapseRule, SelectionRule, collapse_reasons
 from notetune.pretrained.checkpoint import load_checkpoint, save_checkpoint
 from notetune.pretrained.lookback import LookbackConfig, LookbackLSTM
 from notetune.pretrained.model import NoteRNN, NoteRNNConfig, with_position_bias
@@ -139,6 +143,29 @@ def test_a_soft_form_run_gives_its_policy_the_form_phrase_lags(tmp_path, tiny_pr
     assert actor("soft").position.phrase_lags == (8, 16, 24)
     assert actor("off", phrase_copy=False).position.copy is None
     assert actor("strict", form_strict=True).position.copy is None  # the masks copy already
+
+
+def test_a_soft_form_run_judges_diversity_against_the_untuned_model_written_in_the_form(
+    tmp_path, tiny_prior_dir, tiny_corpus_path
+):
+    def untuned(name: str, **overrides) -> dict:
+        config = tiny_config(tmp_path / name, tiny_prior_dir, tiny_corpus_path, length=32, steps=2048, **overrides)
+        return TuneRun(dataclasses.replace(config, eval_every=2048, checkpoint_every=2048)).run()["untuned"]
+
+    soft = untuned("soft", form="AABA")
+    assert soft[DISTINCT_4GRAM_IN_FORM] < soft["distinct_4gram"]  # returns repeat 4-grams by design
+    assert DISTINCT_4GRAM_IN_FORM not in untuned("free")
+    assert DISTINCT_4GRAM_IN_FORM not in untuned("strict", form="AABA", form_strict=True)  # its own figure is in form
+    # A model that learned the form, as diverse as the untuned model in the form: inside every bound.
+    baseline = {"kl_per_composition": 0.0, "log_prior_per_token": -1.0, "hold_share": 0.6, "rest_share": 0.01}
+    baseline.update(distinct_4gram=0.12, **{DISTINCT_4GRAM_IN_FORM: 0.088})
+    formed = {**baseline, "distinct_4gram": 0.088, "distinct_melodies": 1.0}
+    config = with_length_defaults(TuneConfig(), 128)
+    assert SelectionRule.from_config(config).violations(formed, baseline) == []
+    assert collapse_reasons({**formed, "distinct_4gram": 0.05}, baseline, CollapseRule.from_config(config)) == []
+    assert check_alarms(formed, baseline, config, {}, {}) == []
+    free = {key: value for key, value in baseline.items() if key != DISTINCT_4GRAM_IN_FORM}
+    assert SelectionRule.from_config(config).violations(formed, free) == ["distinct-4gram 0.088 < 0.8× untuned"]
 
 
 def test_auto_judges_an_untuned_model_against_itself_and_tuned_ones_against_their_prior(tmp_path):
