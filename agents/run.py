@@ -120,7 +120,10 @@ class TuneRun:
             self.targets = RunTargets.from_config(config, list(music.weights), self.corpus is not None)
         except ValueError as error:
             raise TuneError(str(error)) from None
-        self.rewards = self.targets.add_terms(music)
+        try:
+            self.rewards = self.targets.add_terms(music)
+        except ValueError as error:  # a target the pieces cannot have (e.g. a form's figure without a form)
+            raise TuneError(str(error)) from None
         self.check_rewards()
         rule = SelectionRule.from_config(config)
         try:
@@ -161,6 +164,7 @@ class TuneRun:
             corpus=self.corpus.melodies() if self.corpus is not None else None,
             meter=self.piece.meter,
             form=self.piece.form,
+            phrase_bars=self.piece.phrase_bars or 0,
         )
         return RewardSet([], {}, rewards.setup) if self.drops_music_reward else rewards
 

@@ -18,13 +18,15 @@ from typing import Literal
 
 import numpy as np
 from notetune.pretrained.encoding import canonicalize
+from notetune.pretrained.piece import Piece
 from notetune.rewards.core import RewardError, RewardSetup, StatefulReward, StepBatch
-from notetune.rewards.evaluation import COPY_NS, novelty_counts
+from notetune.rewards.evaluation import COPY_NS, novelty_counts, structure_piece_counts, table1_piece_counts
 from notetune.rewards.metric_table import MAX_SET_SIZE
 from notetune.rewards.metrics import NoteNgramIndex, distinct_ngram_counts, pitch_statistics, rhythm_statistics
 from notetune.rewards.registry import RewardEntry
 from notetune.rewards.reward_set import RewardSet
-from notetune.rewards.statistics import STATISTICS, Ratio, table1_counts
+from notetune.rewards.statistics import STATISTICS, Ratio
+from notetune.rewards.structure import STRUCTURE_STATISTICS
 
 Sense = Literal[">=", "<="]
 Reference = Literal["absolute", "ratio", "offset"]
@@ -45,7 +47,10 @@ DISTINCT_4GRAM = "distinct_4gram"
 """A figure of sets of 100 compositions that still splits into per-composition counts: each 4-gram of a
 composition counts 1/m, m its occurrences in the composition's set
 (:func:`~notetune.rewards.metrics.distinct_ngram_counts`)."""
-CONSTRAINABLE = (*TABLE1_COUNTED, LOG_PRIOR, *NOVELTY, *PITCH_RHYTHM, DISTINCT_4GRAM)
+FORM_COMPLIANCE = ("returns_agree", "contrasts_differ", "form_followed")
+"""Structure statistics of a run with a --form (whether each piece follows it)."""
+STRUCTURE = (*STRUCTURE_STATISTICS, *FORM_COMPLIANCE)
+CONSTRAINABLE = (*TABLE1_COUNTED, LOG_PRIOR, *NOVELTY, *PITCH_RHYTHM, DISTINCT_4GRAM, *STRUCTURE)
 """Statistics with per-composition counts: they can be targets that shape the reward."""
 SET_STATISTICS = ("distinct_melodies", "kl_per_composition", "music_reward")
 """Statistics of a whole set of compositions: targets on them can choose checkpoints but not shape rewards."""
@@ -175,7 +180,8 @@ def composition_counts(
     log_prior: np.ndarray | None = None,
 ) -> dict[str, Ratio]:
     """Per-composition (numerator, denominator) of each of ``names`` for (B, T) compositions, by the same
-    functions `notetune evaluate` pools (``table1_counts``, pitch and rhythm statistics, corpus copy rates).
+    functions `notetune evaluate` pools (Table 1 counts, on bar-aligned windows of long pieces, pitch and rhythm
+    statistics, corpus copy rates, structure statistics).
 
     ``log_prior`` (B,) is each composition's summed log p_prior (for ``log_prior_per_token``)."""
     names = set(names)
@@ -183,7 +189,7 @@ def composition_counts(
     count, length = tokens.shape
     counts: dict[str, Ratio] = {}
     if names & set(TABLE1_COUNTED):
-        counts.update(table1_counts(tokens, setup.key, setup.vocab))
+        counts.update(table1_piece_counts(tokens, setup.key, setup.vocab, setup.meter))
     if names & set(PITCH_RHYTHM):
         counts.update(pitch_statistics(tokens, setup.vocab))
         counts.update(rhythm_statistics(tokens, setup.vocab))
@@ -191,6 +197,12 @@ def composition_counts(
         if corpus_index is None:
             raise TargetError("corpus copy-rate targets need the corpus; give the run a corpus (not --corpus none)")
         counts.update(novelty_counts(corpus_index, tokens))
+    if names & set(STRUCTURE):
+        check_structure_targets(names, setup)
+        layout = setup.form_layout
+        piece = Piece(length, setup.meter, setup.form, phrase_bars=setup.phrase_bars or None)  # as `evaluate`'s
+        phrase_bars = piece.statistics_phrase_bars
+        counts.update(structure_piece_counts(tokens, setup.meter, setup.key, setup.vocab, layout, phrase_bars))
     if DISTINCT_4GRAM in names:
         counts[DISTINCT_4GRAM] = distinct_ngram_counts(canonicalize(tokens), 4, MAX_SET_SIZE)
     if LOG_PRIOR in names:
@@ -198,6 +210,18 @@ def composition_counts(
             raise TargetError("a log_prior_per_token target needs the prior's log-probabilities of the compositions")
         counts[LOG_PRIOR] = (np.asarray(log_prior, dtype=np.float64), np.full(count, float(length)))
     return {name: counts[name] for name in names if name in counts}
+
+
+def check_structure_targets(statistics: Iterable[str], setup: RewardSetup) -> None:
+    """Refuse structure targets the pieces cannot have: form compliance without a form, any under two bars."""
+    statistics = set(statistics)
+    if statistics & set(FORM_COMPLIANCE) and setup.form is None:
+        raise TargetError("targets on returns_agree, contrasts_differ or form_followed need a form: add --form AABA")
+    if statistics & set(STRUCTURE) and setup.meter.bars(setup.length) < 2:
+        raise TargetError(
+            f"structure targets need pieces of at least 2 bars of {setup.meter}; got {setup.length} steps: "
+            "give --bars 2 or more"
+        )
 
 
 def pooled_statistics(counts: Mapping[str, Ratio]) -> dict[str, float]:
@@ -280,6 +304,7 @@ def constraint_entries(
                 f"target '{target}' is on {target.statistic}, a figure of a whole set of compositions; it can "
                 f"choose checkpoints but not shape the reward (reward targets: {', '.join(CONSTRAINABLE)})"
             )
+    check_structure_targets([target.statistic for target in targets], setup)
     index = None
     if any(target.statistic in NOVELTY for target in targets):
         if setup.corpus is None:

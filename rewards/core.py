@@ -52,6 +52,8 @@ class RewardSetup:
     """The bar of bar-level rules and statistics (4/4: 16 steps). RL Tuner's rules keep their 8-step "bar"."""
     form: Form | None = None
     """Phrase form (e.g. ``Form.parse("AABA")``) for the ``form`` rewards; None without one."""
+    phrase_bars: int = 0
+    """Bars per phrase of the structure statistics without a form (0: a quarter of the piece)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", Key.parse(self.key))

@@ -261,10 +261,10 @@ def _table1(
     """Table 1 (pooled figures and per-melody counts): on the whole compositions up to :data:`TABLE1_LENGTH`
     steps, on bar-aligned windows of :data:`TABLE1_WINDOW_BARS` bars beyond (and a sentence saying so)."""
     count, length = tokens.shape
-    if length <= TABLE1_LENGTH or meter.bars(length) < TABLE1_WINDOW_BARS:
+    if not _windowed(length, meter):
         table1 = table1_statistics(tokens, key=key, vocab=vocab, paper_token_order=paper_token_order)
-        return table1, dict(table1_counts(tokens, key, vocab, paper_token_order)), None
-    per_melody = dict(windowed_table1_counts(tokens, meter, key, vocab, TABLE1_WINDOW_BARS, paper_token_order))
+        return table1, table1_piece_counts(tokens, key, vocab, meter, paper_token_order), None
+    per_melody = table1_piece_counts(tokens, key, vocab, meter, paper_token_order)
     table1 = {name: ratio(*per_melody[name]) for name in STATISTICS if name in per_melody}
     table1["distinct_melodies"] = distinct_melody_share(tokens)
     window = TABLE1_WINDOW_BARS * meter.steps_per_bar
@@ -273,6 +273,55 @@ def _table1(
         f"{length // window} per piece; distinct_melodies over whole pieces"
     )
     return {name: float(table1[name]) for name in STATISTICS}, per_melody, windows
+
+
+def _windowed(length: int, meter: Meter) -> bool:
+    """Whether Table 1 of pieces of ``length`` steps is computed on bar-aligned windows."""
+    return length > TABLE1_LENGTH and meter.bars(length) >= TABLE1_WINDOW_BARS
+
+
+def table1_piece_counts(
+    tokens: np.ndarray,
+    key: Key | str = "C major",
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    meter: Meter | str = DEFAULT_METER,
+    paper_token_order: bool = False,
+) -> dict[str, Ratio]:
+    """Per piece, (numerator, denominator) of each Table 1 statistic as :func:`evaluate_tokens` pools them: on
+    the whole piece up to :data:`TABLE1_LENGTH` steps, on bar-aligned windows of :data:`TABLE1_WINDOW_BARS`
+    bars beyond (one definition for an evaluation and for a target that shapes the reward)."""
+    tokens, key, meter = np.asarray(tokens, dtype=np.int64), Key.parse(key), Meter.parse(meter, vocab)
+    if not _windowed(tokens.shape[1], meter):
+        return dict(table1_counts(tokens, key, vocab, paper_token_order))
+    return dict(windowed_table1_counts(tokens, meter, key, vocab, TABLE1_WINDOW_BARS, paper_token_order))
+
+
+def structure_piece_counts(
+    tokens: np.ndarray,
+    meter: Meter | str = DEFAULT_METER,
+    key: Key | str = "C major",
+    vocab: Vocabulary = DEFAULT_VOCABULARY,
+    form: FormLayout | None = None,
+    phrase_bars: int | None = None,
+) -> dict[str, Ratio]:
+    """Per piece, (numerator, denominator) of each structure statistic as :func:`evaluate_tokens` pools them
+    (``STRUCTURE_STATISTICS``; with ``form``, its layout, also whether each piece follows it). Cadences are
+    judged at the ends of the form's phrases, else of ``phrase_bars`` bars (default: a quarter of the piece)."""
+    tokens, key, meter = np.asarray(tokens, dtype=np.int64), Key.parse(key), Meter.parse(meter, vocab)
+    bar = meter.steps_per_bar
+    phrase_steps = _phrase_steps(tokens.shape[1], meter, form, phrase_bars)
+    cadence_bars = phrase_steps // bar if phrase_steps % bar == 0 else (phrase_bars or DEFAULT_PHRASE_BARS)
+    counts = dict(structure_counts(tokens, meter, key, vocab, cadence_bars))
+    if form is not None:
+        counts.update(form_compliance_counts(tokens, form, vocab))
+    return counts
+
+
+def _phrase_steps(length: int, meter: Meter, form: FormLayout | None, phrase_bars: int | None) -> int:
+    """Steps per phrase of the structure statistics: the form's, else ``phrase_bars`` (default a quarter)."""
+    if form is not None:
+        return form.phrase_steps
+    return (phrase_bars or max(1, meter.bars(length) // 4)) * meter.steps_per_bar
 
 
 def _likelihood(tokens: np.ndarray, prior_log_probs: np.ndarray, model_log_probs: np.ndarray | None) -> dict:
@@ -316,12 +365,8 @@ def _structure(
     """The structure metrics' per-piece counts, and the bar-level picture of the set for the report."""
     bar = meter.steps_per_bar
     bars = meter.bars(tokens.shape[1])
-    if form is not None:
-        phrase_steps = form.phrase_steps
-    else:
-        phrase_steps = (phrase_bars or max(1, bars // 4)) * bar
-    cadence_bars = phrase_steps // bar if phrase_steps % bar == 0 else (phrase_bars or DEFAULT_PHRASE_BARS)
-    counts = dict(structure_counts(tokens, meter, key, vocab, cadence_bars))
+    phrase_steps = _phrase_steps(tokens.shape[1], meter, form, phrase_bars)
+    counts = structure_piece_counts(tokens, meter, key, vocab, form, phrase_bars)
     picture: dict[str, Any] = {
         "meter": str(meter),
         "steps_per_bar": bar,
@@ -335,7 +380,6 @@ def _structure(
         for name in list(shares)[:SHOWN_FORMS]:
             counts[FORM_SHARE_PREFIX + name] = shares[name]
     if form is not None:
-        counts.update(form_compliance_counts(tokens, form, vocab))
         picture["form"] = form.form.text
     return counts, picture
 

@@ -99,16 +99,23 @@ class RewardSet:
         corpus: Sequence[np.ndarray] | None = None,
         meter: Meter | str = DEFAULT_METER,
         form: Form | str | None = None,
+        phrase_bars: int = 0,
     ) -> RewardSet:
         """Build a reward set from names, reward-set names and dotted paths, each optionally ``NAME=WEIGHT``.
 
         ``weights`` (name → weight) is applied last and overrides the spec. A later item for a reward already
         in the set changes its weight, so ``"rl_tuner,key=5"`` is RL Tuner with a stronger key rule.
         ``meter`` ("4/4", "3/4", "6/8") sets the bar of bar-level rules; ``form`` ("AABA") the phrases of the
-        ``form`` rewards.
+        ``form`` rewards; ``phrase_bars`` the phrases of the structure statistics without a form.
         """
         setup = RewardSetup(
-            key=Key.parse(key), vocab=vocab, length=length, corpus=corpus, meter=Meter.parse(meter, vocab), form=form
+            key=Key.parse(key),
+            vocab=vocab,
+            length=length,
+            corpus=corpus,
+            meter=Meter.parse(meter, vocab),
+            form=form,
+            phrase_bars=phrase_bars,
         )
         entries: dict[str, RewardEntry] = {}
         spec_weights: dict[str, float] = {}
