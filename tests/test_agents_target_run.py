@@ -18,6 +18,8 @@ from notetune.agents.selection import CollapseRule, SelectionRule, Watcher
 from notetune.agents.target_run import RunTargets
 from notetune.agents.targets import Target, composition_counts, pooled_statistics
 from notetune.pretrained.corpus import file_sha256, load_corpus
+from notetune.pretrained.form import Form
+from notetune.pretrained.meter import Meter
 from notetune.pretrained.sampling import sample_tokens
 from notetune.rewards import RewardSetup
 from notetune.rewards.evaluation import evaluate_tokens
@@ -189,6 +191,35 @@ def test_the_constraint_counts_are_the_evaluation_figures(tiny_prior, tiny_corpu
     figures = evaluate_tokens(tokens, corpus_index=index, resamples=0).figures()
     assert pooled_statistics(counts) == pytest.approx({name: figures[name] for name in names})
     assert 0 < figures["plagiarism_rate"] < 1 and figures["copy_rate_8gram"] > 0
+
+
+def test_long_pieces_count_table1_on_windows_and_structure_as_evaluate_does(tiny_prior):
+    tokens = sample_tokens(tiny_prior, 200, 64, seed=5)
+    tokens[:50, 16:32] = tokens[:50, :16]  # a quarter of the pieces return to their first phrase: A A B C
+    layout = Form.parse("ABCD").layout(64, Meter.parse("4/4"))
+    setup = RewardSetup(length=64, form="ABCD")
+    names = ["starts_with_tonic", "leaps_resolved", "ends_on_tonic", "bar_repeated_exact", "contrasts_differ"]
+    counts = composition_counts(tokens, names, setup)
+    evaluation = evaluate_tokens(tokens, resamples=0, form=layout, phrase_bars=1)
+    assert evaluation.settings["table1_windows"]  # the evaluation pools Table 1 on 2-bar windows; so do targets
+    assert pooled_statistics(counts) == pytest.approx({name: evaluation.figures()[name] for name in names})
+    assert evaluation.figures()["contrasts_differ"] < 0.9 and evaluation.figures()["bar_repeated_exact"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "returns_agree>=0.9"], "need a form: add --form AABA"),
+        (["--target", "ends_on_tonic>=0.9", "--length", "8"], "at least 2 bars of 4/4; got 8 steps"),
+    ],
+)
+def test_a_structure_target_the_pieces_cannot_have_is_refused_in_one_line(
+    tmp_path, tiny_prior_dir, capsys, args, message
+):
+    argv = ["tune", "--prior", tiny_prior_dir, "--corpus", "none", "--out", str(tmp_path / "run"), *args]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
 def stats(kl: float, tonic: float, rests: float = 0.02) -> dict[str, float]:
