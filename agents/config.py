@@ -175,11 +175,13 @@ class TuneConfig(PieceFields):
     pairs it prefers over as many of the untuned prior's compositions (ties half). With a learned reward this
     draws the overoptimisation curve: the learned reward and the judge's true preference over training. It
     only watches; selection does not read it."""
-    confirm_size: int = 10_000
+    confirm_size: int | None = None
     """Compositions in the confirmation of an evaluation that would become the best: a fresh batch on which it
     is judged again, so a lucky batch cannot pick the exported model; the untuned model's figures (the
-    baseline of the relative bounds) come from such a batch too. 10,000 matches how the targets are measured:
-    the share of distinct melodies falls as the batch grows (0 = no confirmation)."""
+    baseline of the relative bounds) come from such a batch too. Default: 10,000 up to 32 steps, as the tuning
+    targets are measured (the share of distinct melodies falls as the batch grows); 320,000 steps' worth
+    beyond, at least 2,000 compositions, as the whole-tunes targets are (2,500 of 128 steps) (0 = no
+    confirmation)."""
     checkpoint_every: int = 131_072
     """Environment steps between training checkpoints (for --resume)."""
     patience: int = 10
@@ -263,6 +265,10 @@ MINIBATCH_STEPS = 2048
 """Default PPO-family minibatch in steps (64 compositions of 32 steps)."""
 KL_HORIZON_STEPS = 16_384
 """Default adaptive-β horizon in steps (512 compositions of 32 steps)."""
+CONFIRM_STEPS = 320_000
+"""Default confirmation batch in steps (10,000 compositions of 32 steps) ..."""
+MIN_CONFIRM_SIZE = 2_000
+"""... but at least this many compositions (how the whole-tunes targets are measured)."""
 TRANSITION_BATCH = 64
 """Default minibatch of the dqn family, in transitions."""
 FAST_PATH = ("ppo", "a2c", "grpo", "rloo")
@@ -281,8 +287,8 @@ def shipped_prior(prior: str, length: int) -> str:
 def with_length_defaults(config: TuneConfig, length: int) -> TuneConfig:
     """``config`` with its length-scaled defaults filled in for pieces of ``length`` steps (fields left None):
     the KL target and bounds per composition grow with the length, the minibatch and β's horizon are fixed in
-    steps. At 32 steps they are 4, 8, 8 nats, 64 compositions and 512 compositions, as RL Tuner-length runs
-    always had; the 'auto' prior is named (:func:`shipped_prior`) and longer pieces get a position bias. The
+    steps, and so is the confirmation batch (at least 2,000 compositions). At 32 steps they are 4, 8, 8 nats,
+    64, 512 and 10,000 compositions, as RL Tuner-length runs always had; the 'auto' prior is named (:func:`shipped_prior`) and longer pieces get a position bias. The
     run saves the filled config, so a resumed or repeated run reads the same numbers."""
     scale = length / LONG_PIECE
     changes: dict[str, float | int | str | bool] = {"prior": shipped_prior(config.prior, length)}
@@ -291,6 +297,8 @@ def with_length_defaults(config: TuneConfig, length: int) -> TuneConfig:
         changes["position_bias"] = length > LONG_PIECE and config.algo in FAST_PATH
     if config.kl_horizon is None:
         changes["kl_horizon"] = KL_HORIZON_STEPS / length
+    if config.confirm_size is None:
+        changes["confirm_size"] = max(MIN_CONFIRM_SIZE, round(CONFIRM_STEPS / length))
     if config.batch_size is None:
         per_steps = max(1, round(MINIBATCH_STEPS / length))
         changes["batch_size"] = per_steps if config.algo in FAST_PATH else TRANSITION_BATCH

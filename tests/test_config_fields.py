@@ -33,9 +33,11 @@ def test_config_json_holds_every_field(tmp_path, tiny_prior_dir, tiny_corpus_pat
 
 def test_kl_settings_minibatch_and_horizon_scale_with_the_length():
     two_bars, eight_bars = with_length_defaults(TuneConfig(), 32), with_length_defaults(TuneConfig(), 128)
-    settings = ("kl_target", "max_kl", "alarm_kl", "kl_horizon", "batch_size")
-    assert [getattr(two_bars, name) for name in settings] == [4.0, 8.0, 8.0, 512.0, 64]  # RL Tuner-length runs
-    assert [getattr(eight_bars, name) for name in settings] == [16.0, 32.0, 32.0, 128.0, 16]
+    settings = ("kl_target", "max_kl", "alarm_kl", "kl_horizon", "batch_size", "confirm_size")
+    assert [getattr(two_bars, name) for name in settings] == [4.0, 8.0, 8.0, 512.0, 64, 10_000]  # RL Tuner length
+    assert [getattr(eight_bars, name) for name in settings] == [16.0, 32.0, 32.0, 128.0, 16, 2_500]
+    assert with_length_defaults(TuneConfig(), 256).confirm_size == 2_000  # as the whole-tunes targets are measured
+    assert with_length_defaults(TuneConfig(confirm_size=0), 128).confirm_size == 0
     assert (two_bars.prior, eight_bars.prior) == ("default", "lookback")  # 'auto': the prior that remembers
     assert (two_bars.position_bias, eight_bars.position_bias) == (False, True)
     assert with_length_defaults(TuneConfig(algo="dqn"), 128).position_bias is False
