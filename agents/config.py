@@ -38,8 +38,8 @@ class TuneConfig(PieceFields):
     # --- rewards
     reward: list[str] = field(default_factory=list)
     """Reward sets, reward names or dotted paths (module:function), each optionally NAME=WEIGHT. Empty (the
-    default): 'notetune', or 'notetune_long' (bar returns and cadences) for pieces longer than 32 steps without
-    --form. With --form, the 'form' set is added to the spec."""
+    default): 'notetune', or 'notetune_long' (bar returns and cadences) for pieces longer than 32 steps; with
+    --form, 'form' alone (and form_target). With --form, the 'form' set is added to a given spec."""
     weights: dict[str, float] = field(default_factory=dict)
     """Weight overrides, name → weight (applied after --reward)."""
     # --- targets (constraints on evaluation figures; see agents/target_run.py)
@@ -53,6 +53,11 @@ class TuneConfig(PieceFields):
     """Targets every run meets besides its own (through the Lagrangian, music reward kept): copy the corpus no
     more than the untuned model does, so tuning moves away from imitation. 'none' drops them; skipped with
     --corpus none."""
+    form_target: list[str] = field(default_factory=lambda: list(FORM_TARGETS))
+    """Targets a run with a soft --form meets besides its own (through the Lagrangian, music reward kept): the
+    phrases return and contrast as the form says, the piece ends on a held tonic, stays in key, keeps its held
+    notes, rests and variety (distinct 4-grams against the untuned model written in the form). 'none' drops
+    them; a --target on the same side of a statistic replaces its default."""
     solver: Literal["lagrangian", "distributional"] = "lagrangian"
     """How the targets' multipliers are found: lagrangian (PID dual ascent on rollout estimates) or distributional
     (fitted on the prior's samples at the start, re-fitted every refit_every steps; trains with β fixed at 1
@@ -254,6 +259,21 @@ class TuneConfig(PieceFields):
     """dpo: passes over the training pairs (each is evaluated; the exported one has the lowest held-out loss)."""
 
 
+FORM_TARGETS = (
+    "returns_agree>=0.92",
+    "contrasts_differ>=0.92",
+    "ends_on_tonic>=0.92",
+    "not_in_key<=0.004",
+    "hold_share>=0.8x",
+    "rest_share>=0.6x",
+    "distinct_4gram>=0.85x",
+)
+"""The default ``form_target``: the whole-tunes issue's figures for a form (90% of pieces return, contrast and
+end on a tonic; not in key ≤ 0.5%; holds and rests ≥ 0.75× and 0.5× untuned), each with a margin, since a
+multiplier holds its figure *at* the bound on average."""
+FORM_KL_FACTOR = 2.0
+"""A soft form's KL settings are this many times a free piece's: copying two phrases of a 128-step AABA costs
+about 30 nats (measured), where the free default allows 16."""
 LONG_PIECE = 32
 """Pieces longer than this many steps default to the ``notetune_long`` reward set."""
 
@@ -286,11 +306,12 @@ def shipped_prior(prior: str, length: int) -> str:
 
 def with_length_defaults(config: TuneConfig, length: int) -> TuneConfig:
     """``config`` with its length-scaled defaults filled in for pieces of ``length`` steps (fields left None):
-    the KL target and bounds per composition grow with the length, the minibatch and β's horizon are fixed in
-    steps, and so is the confirmation batch (at least 2,000 compositions). At 32 steps they are 4, 8, 8 nats,
-    64, 512 and 10,000 compositions, as RL Tuner-length runs always had; the 'auto' prior is named (:func:`shipped_prior`) and longer pieces get a position bias. The
+    the KL target and bounds per composition grow with the length (twice as fast under a soft form), the
+    minibatch and β's horizon are fixed in steps, and so is the confirmation batch (at least 2,000
+    compositions). At 32 steps they are 4, 8, 8 nats, 64, 512 and 10,000 compositions, as RL Tuner-length runs
+    always had; the 'auto' prior is named (:func:`shipped_prior`) and longer pieces get a position bias. The
     run saves the filled config, so a resumed or repeated run reads the same numbers."""
-    scale = length / LONG_PIECE
+    scale = length / LONG_PIECE * (FORM_KL_FACTOR if config.form and not config.form_strict else 1.0)
     changes: dict[str, float | int | str | bool] = {"prior": shipped_prior(config.prior, length)}
     changes |= {name: per_32 * scale for name, per_32 in KL_PER_32_STEPS.items() if getattr(config, name) is None}
     if config.position_bias is None:
@@ -309,8 +330,10 @@ def reward_spec(config: TuneConfig, length: int) -> list[str]:
     """The reward spec a run trains with: ``config.reward``, or the default for ``length``; plus ``form``
     when the config has a form (unless the spec names it already)."""
     spec = list(config.reward)
+    if not spec and config.form:
+        return ["form"]  # the notetune rules pay per note: under a form they buy notes instead of phrases
     if not spec:
-        spec = ["notetune_long" if length > LONG_PIECE and not config.form else "notetune"]
+        spec = ["notetune_long" if length > LONG_PIECE else "notetune"]
     if config.form and not any(item.split("=")[0].strip() == "form" for text in spec for item in text.split(",")):
         spec.append("form")
     return spec

@@ -465,6 +465,10 @@ def load_run(directory: str | Path) -> TuneRun:
     config = TuneConfig(**{k: v for k, v in data.items() if k in known})
     if "novelty_target" not in data:  # a run started before the default novelty targets resumes without them
         config.novelty_target = []
+    if "form_target" not in data:  # ... and before the form's defaults: no form targets, the notetune rules
+        config.form_target = []
+        if config.form and not config.reward:
+            config.reward = ["notetune"]
     if "position_bias" not in data:  # ... and one started before the position bias, without it
         config.position_bias = False
     if "phrase_copy" not in data:  # ... and one started before its phrase copies, without them

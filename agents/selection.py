@@ -14,9 +14,10 @@ from typing import Any
 
 from notetune.rewards.evaluation import figure_names
 
-DISTINCT_4GRAM_IN_FORM = "distinct_4gram_in_form"
-"""A soft-form run's baseline figure: the untuned model's distinct-4gram share when its compositions are written
-into the form (the returning phrases copied through the strict masks)."""
+IN_FORM = "_in_form"
+"""Suffix of a soft-form run's baseline figures measured with the untuned model's compositions written into the
+form (its returning phrases copied through the strict masks): what a relative bound on that figure reads."""
+DISTINCT_4GRAM_IN_FORM = f"distinct_4gram{IN_FORM}"
 
 
 def distinct_4gram_reference(baseline: dict[str, float]) -> float:

@@ -86,14 +86,18 @@ class RunTargets:
 
     @classmethod
     def from_config(cls, config: Any, reward_names: Sequence[str], has_corpus: bool) -> RunTargets:
-        """The run's targets: ``config.target`` plus ``config.novelty_target`` (skipped without a corpus),
+        """The run's targets: ``config.target`` plus ``config.novelty_target`` (skipped without a corpus) and,
+        with a soft form, ``config.form_target``,
         refused with a did-you-mean when a statistic is not an evaluation figure."""
         texts = [*config.target, *(f"{name}{bound}" for name, bound in config.targets.items())]
-        novelty = [text for text in config.novelty_target if text.strip().lower() != "none"]
-        targets = parse_targets(texts, known=figure_names(tuple(reward_names)))
-        given = {t.name for t in targets}
-        for target in parse_targets(novelty, known=figure_names(tuple(reward_names))) if has_corpus else []:
-            if target.name not in given:  # a --target on the same side of the statistic overrides the default
+        known = figure_names(tuple(reward_names))
+        targets = parse_targets(texts, known=known)
+        defaults = [
+            *(config.novelty_target if has_corpus else []),
+            *(config.form_target if config.form and not config.form_strict else []),
+        ]
+        for target in parse_targets([text for text in defaults if text.strip().lower() != "none"], known=known):
+            if target.name not in {t.name for t in targets}:  # a --target on the same side overrides a default
                 targets.append(target)
         return cls(
             targets,

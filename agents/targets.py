@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from notetune.agents.selection import IN_FORM
 from notetune.pretrained.encoding import canonicalize
 from notetune.pretrained.piece import Piece
 from notetune.rewards.core import RewardError, RewardSetup, StatefulReward, StepBatch
@@ -124,10 +125,11 @@ class Target:
         return self.reference != "absolute"
 
     def bound(self, baseline: Mapping[str, float] | None = None) -> float:
-        """The figure the statistic must reach; a relative target reads the untuned model's ``baseline``."""
+        """The figure the statistic must reach; a relative target reads the untuned model's ``baseline`` (its
+        figure written in the form, where a soft-form run measured one: distinct_4gram)."""
         if not self.relative:
             return self.value
-        untuned = (baseline or {}).get(self.statistic)
+        untuned = (baseline or {}).get(self.statistic + IN_FORM, (baseline or {}).get(self.statistic))
         if untuned is None or not math.isfinite(untuned):
             raise TargetError(
                 f"target '{self}' is relative to the untuned model, but no untuned figure of "

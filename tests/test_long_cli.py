@@ -86,9 +86,10 @@ def test_sample_writes_bars_of_the_meter_and_strict_forms(tmp_path, tiny_prior_d
     assert (written["length"], written["form"], written["form_strict"]) == (64, "AABA", True)
 
 
-def test_long_tunes_default_to_notetune_long_unless_a_reward_or_form_is_given():
+def test_long_tunes_default_to_notetune_long_and_forms_to_the_form_set_unless_a_reward_is_given():
     assert reward_spec(TuneConfig(), 32) == ["notetune"]
     assert reward_spec(TuneConfig(length=128), 128) == ["notetune_long"]
-    assert reward_spec(TuneConfig(length=128, form="AABA"), 128) == ["notetune", "form"]
+    assert reward_spec(TuneConfig(length=128, form="AABA"), 128) == ["form"]  # the form's targets do the rest
+    assert reward_spec(TuneConfig(length=128, reward=["notetune"], form="AABA"), 128) == ["notetune", "form"]
     assert reward_spec(TuneConfig(length=128, reward=["notetune"]), 128) == ["notetune"]
     assert reward_spec(TuneConfig(length=128, reward=["rl_tuner,form=2"], form="AABA"), 128) == ["rl_tuner,form=2"]

@@ -74,7 +74,7 @@ def test_a_tiny_strict_run_obeys_the_form_in_every_sample_with_kl_zero_at_step_0
     tmp_path, tiny_prior_dir, tiny_corpus_path
 ):
     run = TuneRun(strict_config(tmp_path, tiny_prior_dir, tiny_corpus_path))
-    assert run.reward_spec == ["notetune", "form"] and "form_return" in run.rewards.weights
+    assert run.reward_spec == ["form"] and "form_return" in run.rewards.weights
     layout = run.piece.strict_layout
     algorithm = run.algorithm
     algorithm.set_logger(configure(None, []))
