@@ -119,8 +119,10 @@ class TuneConfig(PieceFields):
     """Discount (RL Tuner used 0.5 for its Q-learning)."""
     gae_lambda: float = 0.95
     """GAE λ."""
-    ent_coef: float = 0.0
-    """Entropy bonus (the KL term already keeps the policy stochastic)."""
+    ent_coef: float | None = None
+    """Entropy bonus. Default: 0 (the KL term keeps the policy stochastic), but ``FORM_ENT_COEF`` under a soft
+    form, whose targets outgrow a KL budget that leaves β low, while the position bias narrows every piece the
+    same way."""
     vf_coef: float = 0.5
     """Value-loss weight."""
     max_grad_norm: float = 1.0
@@ -274,6 +276,8 @@ multiplier holds its figure *at* the bound on average."""
 FORM_KL_FACTOR = 2.0
 """A soft form's KL settings are this many times a free piece's: copying two phrases of a 128-step AABA costs
 about 30 nats (measured), where the free default allows 16."""
+FORM_ENT_COEF = 0.01
+"""The entropy bonus of a soft form's run (SB3's usual 0.01; see the README's whole-tunes section)."""
 LONG_PIECE = 32
 """Pieces longer than this many steps default to the ``notetune_long`` reward set."""
 
@@ -306,13 +310,17 @@ def shipped_prior(prior: str, length: int) -> str:
 
 def with_length_defaults(config: TuneConfig, length: int) -> TuneConfig:
     """``config`` with its length-scaled defaults filled in for pieces of ``length`` steps (fields left None):
-    the KL target and bounds per composition grow with the length (twice as fast under a soft form), the
+    the KL target and bounds per composition grow with the length (twice as fast under a soft form, which also
+    gets an entropy bonus), the
     minibatch and β's horizon are fixed in steps, and so is the confirmation batch (at least 2,000
     compositions). At 32 steps they are 4, 8, 8 nats, 64, 512 and 10,000 compositions, as RL Tuner-length runs
     always had; the 'auto' prior is named (:func:`shipped_prior`) and longer pieces get a position bias. The
     run saves the filled config, so a resumed or repeated run reads the same numbers."""
-    scale = length / LONG_PIECE * (FORM_KL_FACTOR if config.form and not config.form_strict else 1.0)
+    soft_form = bool(config.form) and not config.form_strict
+    scale = length / LONG_PIECE * (FORM_KL_FACTOR if soft_form else 1.0)
     changes: dict[str, float | int | str | bool] = {"prior": shipped_prior(config.prior, length)}
+    if config.ent_coef is None:
+        changes["ent_coef"] = FORM_ENT_COEF if soft_form else 0.0
     changes |= {name: per_32 * scale for name, per_32 in KL_PER_32_STEPS.items() if getattr(config, name) is None}
     if config.position_bias is None:
         changes["position_bias"] = length > LONG_PIECE and config.algo in FAST_PATH

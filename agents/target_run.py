@@ -25,6 +25,7 @@ from notetune.rewards.evaluation import figure_names
 from notetune.rewards.reward_set import RewardSet
 from stable_baselines3.common.callbacks import BaseCallback
 
+from .selection import relative_shortfall
 from .target_solvers import DistributionalSolver, LagrangianSolver
 from .targets import (
     CONSTRAINABLE,
@@ -186,6 +187,14 @@ class RunTargets:
             for t in self.targets
             if not t.met(float(stats.get(t.statistic, float("nan"))), baseline)
         ]
+
+    def shortfall(self, stats: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+        """How far an evaluation misses the targets, each relative to its bound, summed (0: all met)."""
+        total = 0.0
+        for target in self.targets:
+            value = float(stats.get(target.statistic, float("nan")))
+            total += relative_shortfall(-target.slack(value, baseline), target.bound(baseline))
+        return total
 
     @property
     def infeasible(self) -> list[str]:

@@ -250,6 +250,19 @@ def test_selection_prefers_more_targets_met_then_less_kl():
     assert watcher.best["step"] == 3
 
 
+def test_between_evaluations_missing_as_many_targets_selection_prefers_the_nearer_miss():
+    targets = RunTargets([Target.parse("starts_with_tonic>=0.9"), Target.parse("rest_share>=1.0x")])
+    rule = SelectionRule.from_config(with_length_defaults(TuneConfig(), 32))
+    watcher = Watcher(rule, CollapseRule(0.5, 0.5), 0, False, targets=targets)
+    watcher.observe(0, stats(0.0, 0.2))  # the baseline: rests 0.02
+    assert watcher.shortfall(stats(0.0, 0.81)) == pytest.approx(0.1)
+    assert watcher.observe(1, stats(1.0, 0.81))["improved"]
+    assert watcher.observe(2, stats(1.5, 0.89))["improved"]  # less music reward, but a nearer miss
+    assert not watcher.observe(3, stats(0.0, 0.85))["improved"]  # more music reward, a farther miss
+    assert not watcher.observe(4, stats(0.0, 0.95, rests=0.019))["improved"]  # misses as many: rests by 5%
+    assert watcher.best["step"] == 2 and rule.shortfall({}) == 0.0
+
+
 def test_an_infeasible_target_is_warned_about_in_run_json_and_on_the_console(
     tmp_path, tiny_prior_dir, tiny_corpus_path, capsys
 ):

@@ -25,7 +25,7 @@ def test_a_soft_form_run_meets_the_form_targets_unless_told_otherwise():
     assert replaced[0] == "ends_on_tonic>=0.5" and "ends_on_tonic>=0.92" not in replaced
 
 
-def test_a_soft_form_doubles_the_kl_budget_and_trains_the_form_set_alone():
+def test_a_soft_form_doubles_the_kl_budget_adds_an_entropy_bonus_and_trains_the_form_set_alone():
     free, soft = with_length_defaults(TuneConfig(), 128), with_length_defaults(TuneConfig(form="AABA"), 128)
     strict = with_length_defaults(TuneConfig(form="AABA", form_strict=True), 128)
     assert (free.kl_target, free.max_kl) == (16.0, 32.0) and (soft.kl_target, soft.max_kl, soft.alarm_kl) == (
@@ -34,6 +34,7 @@ def test_a_soft_form_doubles_the_kl_budget_and_trains_the_form_set_alone():
         64,
     )
     assert strict.kl_target == 16.0
+    assert (free.ent_coef, soft.ent_coef, strict.ent_coef) == (0.0, 0.01, 0.0)
     assert reward_spec(soft, 128) == ["form"] and reward_spec(free, 128) == ["notetune_long"]
 
 
