@@ -311,11 +311,10 @@ def shipped_prior(prior: str, length: int) -> str:
 def with_length_defaults(config: TuneConfig, length: int) -> TuneConfig:
     """``config`` with its length-scaled defaults filled in for pieces of ``length`` steps (fields left None):
     the KL target and bounds per composition grow with the length (twice as fast under a soft form, which also
-    gets an entropy bonus), the
-    minibatch and β's horizon are fixed in steps, and so is the confirmation batch (at least 2,000
-    compositions). At 32 steps they are 4, 8, 8 nats, 64, 512 and 10,000 compositions, as RL Tuner-length runs
-    always had; the 'auto' prior is named (:func:`shipped_prior`) and longer pieces get a position bias. The
-    run saves the filled config, so a resumed or repeated run reads the same numbers."""
+    gets an entropy bonus), the minibatch and β's horizon are fixed in steps, and so is the confirmation batch
+    (at least 2,000 compositions). At 32 steps they are 4, 8, 8 nats, 64, 512 and 10,000 compositions, as RL
+    Tuner-length runs always had; the 'auto' prior is named (:func:`shipped_prior`) and longer pieces get a
+    position bias. The run saves the filled config, so a resumed or repeated run reads the same numbers."""
     soft_form = bool(config.form) and not config.form_strict
     scale = length / LONG_PIECE * (FORM_KL_FACTOR if soft_form else 1.0)
     changes: dict[str, float | int | str | bool] = {"prior": shipped_prior(config.prior, length)}
@@ -335,8 +334,8 @@ def with_length_defaults(config: TuneConfig, length: int) -> TuneConfig:
 
 
 def reward_spec(config: TuneConfig, length: int) -> list[str]:
-    """The reward spec a run trains with: ``config.reward``, or the default for ``length``; plus ``form``
-    when the config has a form (unless the spec names it already)."""
+    """The reward spec a run trains with: ``config.reward``, or the default for ``length`` ('form' alone under a
+    form); plus ``form`` when the config has a form (unless the spec names it already)."""
     spec = list(config.reward)
     if not spec and config.form:
         return ["form"]  # the notetune rules pay per note: under a form they buy notes instead of phrases

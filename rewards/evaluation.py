@@ -261,10 +261,9 @@ def _table1(
     """Table 1 (pooled figures and per-melody counts): on the whole compositions up to :data:`TABLE1_LENGTH`
     steps, on bar-aligned windows of :data:`TABLE1_WINDOW_BARS` bars beyond (and a sentence saying so)."""
     count, length = tokens.shape
-    if not _windowed(length, meter):
-        table1 = table1_statistics(tokens, key=key, vocab=vocab, paper_token_order=paper_token_order)
-        return table1, table1_piece_counts(tokens, key, vocab, meter, paper_token_order), None
     per_melody = table1_piece_counts(tokens, key, vocab, meter, paper_token_order)
+    if not _windowed(length, meter):
+        return table1_statistics(tokens, key=key, vocab=vocab, paper_token_order=paper_token_order), per_melody, None
     table1 = {name: ratio(*per_melody[name]) for name in STATISTICS if name in per_melody}
     table1["distinct_melodies"] = distinct_melody_share(tokens)
     window = TABLE1_WINDOW_BARS * meter.steps_per_bar
