@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from notetune.agents.selection import distinct_4gram_reference
+from notetune.agents.selection import untuned_figure
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def check_alarms(
             config.alarm_log_prior_drop,
             f"mean log p_prior fell {drop:.2f} nat per token below the untuned model",
         )
-    ratio = stats["distinct_4gram"] / max(distinct_4gram_reference(baseline), 1e-9)
+    ratio = stats["distinct_4gram"] / max(untuned_figure(baseline, "distinct_4gram"), 1e-9)
     if ratio < config.alarm_distinct_4gram_ratio:
         fire(
             "distinct_4gram",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -21,12 +21,13 @@ form (its returning phrases copied through the strict masks): what a relative bo
 DISTINCT_4GRAM_IN_FORM = f"distinct_4gram{IN_FORM}"
 
 
-def distinct_4gram_reference(baseline: dict[str, float]) -> float:
-    """The untuned distinct-4gram share the diversity bounds compare with. In a soft-form run it is the untuned
-    model's *in the form*: a piece whose phrases return repeats its 4-grams by design (an AABA written by the
-    untuned Lookback LSTM through the strict masks has 8.8% distinct 4-grams against its free 12.0%), so against
-    the free figure a model that learned the form would count as looping."""
-    return baseline.get(DISTINCT_4GRAM_IN_FORM, baseline["distinct_4gram"])
+def untuned_figure(baseline: Mapping[str, float], statistic: str) -> float | None:
+    """The untuned model's figure a relative bound on ``statistic`` reads: in a soft-form run, its figure
+    *written in the form* where one was measured (distinct_4gram: a piece whose phrases return repeats its
+    4-grams by design; an AABA written by the untuned Lookback LSTM through the strict masks has 8.8% distinct
+    4-grams against its free 12.0%, so against the free figure a model that learned the form would count as
+    looping), else its free figure (None when not measured)."""
+    return baseline.get(statistic + IN_FORM, baseline.get(statistic))
 
 
 @dataclass
@@ -92,7 +93,7 @@ class SelectionRule:
                 f"distinct melodies {stats['distinct_melodies']:.3f} < {self.min_distinct_melodies}",
             ),
             (
-                stats["distinct_4gram"] >= self.min_distinct_4gram_ratio * distinct_4gram_reference(baseline),
+                stats["distinct_4gram"] >= self.min_distinct_4gram_ratio * untuned_figure(baseline, "distinct_4gram"),
                 f"distinct-4gram {stats['distinct_4gram']:.3f} < {self.min_distinct_4gram_ratio}× untuned",
             ),
             (
@@ -154,7 +155,7 @@ def collapse_reasons(stats: dict[str, float], baseline: dict[str, float], rule: 
     reasons = []
     if stats["distinct_melodies"] < rule.min_distinct_melodies:
         reasons.append(f"only {stats['distinct_melodies']:.1%} of compositions are distinct")
-    reference = distinct_4gram_reference(baseline)
+    reference = untuned_figure(baseline, "distinct_4gram")
     if stats["distinct_4gram"] < rule.min_distinct_4gram_ratio * reference:
         reasons.append(f"distinct-4gram share fell to {stats['distinct_4gram']:.3f} (untuned {reference:.3f})")
     return reasons

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from notetune.agents.selection import IN_FORM
+from notetune.agents.selection import untuned_figure
 from notetune.pretrained.encoding import canonicalize
 from notetune.pretrained.piece import Piece
 from notetune.rewards.core import RewardError, RewardSetup, StatefulReward, StepBatch
@@ -129,7 +129,7 @@ class Target:
         figure written in the form, where a soft-form run measured one: distinct_4gram)."""
         if not self.relative:
             return self.value
-        untuned = (baseline or {}).get(self.statistic + IN_FORM, (baseline or {}).get(self.statistic))
+        untuned = untuned_figure(baseline or {}, self.statistic)
         if untuned is None or not math.isfinite(untuned):
             raise TargetError(
                 f"target '{self}' is relative to the untuned model, but no untuned figure of "
