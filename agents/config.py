@@ -80,9 +80,10 @@ class TuneConfig(PieceFields):
     key: str = "C major"
     """Key and mode the rules judge against, e.g. 'D minor'."""
     prior: str = "auto"
-    """Prior checkpoint directory, 'default' (the shipped Note RNN), 'lookback' (the shipped Lookback LSTM) or
-    'auto': the Note RNN for pieces of up to 32 steps (RL Tuner's two bars), the Lookback LSTM for longer ones
-    (it remembers what it wrote: its bars return)."""
+    """Prior checkpoint directory, 'default' (the shipped Note RNN), 'lookback' (the shipped Lookback LSTM),
+    'lookback128' (the Lookback LSTM that also reads 8 bars back) or 'auto': the Note RNN for pieces of up to 32
+    steps (RL Tuner's two bars), the Lookback LSTM up to 128 (it remembers what it wrote: its bars return),
+    lookback128 for longer ones."""
     corpus: str = "default"
     """Corpus token file for corpus-based rewards ('default' = the shipped corpus)."""
     out: str = "runs/tune"
@@ -142,6 +143,9 @@ class TuneConfig(PieceFields):
     """With the position bias and a soft --form: the bias can also raise or lower, at each step, the token at the
     same place in each earlier phrase (one learned scalar per step and phrase, zero at first), so a returning A
     can copy the first A while B steers away from it. Off: the recurrent state must count to the phrase."""
+    phrase_gate: bool = True
+    """With the phrase copies: one more copy weight per phrase and lag, shared by all its steps (zero at first),
+    so a returning phrase learns to copy from the signal of all its steps at once."""
     group_size: int = 8
     """grpo/rloo: compositions per group (num_envs must be a multiple); each is judged against its group."""
     kl_estimator: Literal["penalty", "k3"] = "penalty"
@@ -280,6 +284,8 @@ FORM_ENT_COEF = 0.01
 """The entropy bonus of a soft form's run (SB3's usual 0.01; see the README's whole-tunes section)."""
 LONG_PIECE = 32
 """Pieces longer than this many steps default to the ``notetune_long`` reward set."""
+EIGHT_BARS = 128
+"""Pieces longer than this many steps default to the prior that reads 128 steps back (``lookback128``)."""
 
 
 KL_PER_32_STEPS = {"kl_target": 4.0, "max_kl": 8.0, "alarm_kl": 8.0}
@@ -302,9 +308,12 @@ forms), and may carry a position bias."""
 
 def shipped_prior(prior: str, length: int) -> str:
     """The prior ``prior`` names for pieces of ``length`` steps: 'auto' is 'default' (the Note RNN) up to 32
-    steps and 'lookback' (the Lookback LSTM) beyond; any other name or path is itself."""
+    steps, 'lookback' (the Lookback LSTM, copying from 1, 2 and 4 bars back) up to 128 and 'lookback128' (the
+    same reading 8 bars back too) beyond; any other name or path is itself."""
     if prior != "auto":
         return prior
+    if length > EIGHT_BARS:
+        return "lookback128"
     return "lookback" if length > LONG_PIECE else "default"
 
 

@@ -33,7 +33,8 @@ class MelodyPolicy(BasePolicy):
     rollout (:meth:`step` reads the tokens so far) and in its replay (:meth:`evaluate_sequences`) alike.
     ``position_bias`` gives the actor a learned, zero-initialised logit bias per position (primer and piece:
     :class:`~notetune.pretrained.model.PositionBias`), so it knows where in the piece it is; with
-    ``phrase_lags`` it can also copy from (or avoid) the same place in each earlier phrase. The export keeps it.
+    ``phrase_lags`` it can also copy from (or avoid) the same place in each earlier phrase, with ``phrase_gate``
+    also by one weight per phrase. The export keeps it.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class MelodyPolicy(BasePolicy):
         form: FormLayout | None = None,
         position_bias: bool = False,
         phrase_lags: tuple[int, ...] = (),
+        phrase_gate: bool = False,
     ) -> None:
         super().__init__(
             observation_space, action_space, optimizer_class=optimizer_class, optimizer_kwargs=optimizer_kwargs or {}
@@ -57,7 +59,10 @@ class MelodyPolicy(BasePolicy):
         self.length = int(observation_space.shape[0]) - 1
         primer_length = 0 if primer is None else len(primer)
         rows = primer_length + self.length
-        self.actor = with_position_bias(prior, rows, phrase_lags) if position_bias else copy.deepcopy(prior)
+        if position_bias:
+            self.actor = with_position_bias(prior, rows, phrase_lags, primer_length if phrase_gate else -1)
+        else:
+            self.actor = copy.deepcopy(prior)
         self.actor.dropout.p = 0.0  # rollouts and updates must see the same distribution
         for parameter in self.actor.parameters():
             parameter.requires_grad_(True)

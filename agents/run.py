@@ -473,6 +473,8 @@ def load_run(directory: str | Path) -> TuneRun:
         config.position_bias = False
     if "phrase_copy" not in data:  # ... and one started before its phrase copies, without them
         config.phrase_copy = False
+    if "phrase_gate" not in data:  # ... and one started before the copy gate per phrase, without it
+        config.phrase_gate = False
     config.out = str(directory)
     run = TuneRun(config, resume=True)
     state = load_latest_checkpoint(directory / "checkpoints", run.algorithm.policy, run.algorithm.policy.optimizer)

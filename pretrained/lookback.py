@@ -60,6 +60,8 @@ class LookbackConfig:
     """Rows of a learned logit bias per position (see :class:`~notetune.pretrained.model.PositionBias`); 0 = none."""
     phrase_lags: tuple[int, ...] = ()
     """Steps back to the same place in each earlier phrase that the position bias can copy from (a form's)."""
+    phrase_start: int = -1
+    """Row of the piece's first step (the primer's length) for the copy gate per phrase; -1 = no gate."""
 
     def __post_init__(self) -> None:
         if not self.lags or min(self.lags) < 1:

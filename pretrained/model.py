@@ -51,6 +51,8 @@ class NoteRNNConfig:
     """Rows of a learned logit bias per position (see :class:`PositionBias`); 0 = none (a pretrained prior)."""
     phrase_lags: tuple[int, ...] = ()
     """Steps back to the same place in each earlier phrase that the position bias can copy from (a form's)."""
+    phrase_start: int = -1
+    """Row of the piece's first step (the primer's length) for the copy gate per phrase; -1 = no gate."""
 
     def to_dict(self) -> dict:
         return config_to_dict(self)
@@ -76,6 +78,13 @@ class PositionBias(nn.Module):
     A policy writing a form learns, position by position, to copy the first A into each returning A and to
     steer B away from what A played there: the decision is one scalar per step and phrase, not something the
     recurrent state must count its way to. The model carries the last ``max(phrase_lags)`` inputs to read them.
+
+    With ``phrase_start`` ≥ 0 (the row of the piece's first step) each copy weight is also raised by a gate
+    shared by the whole phrase, ``COPY_SCALE · gate[p, j]`` for the ``p``-th phrase (``phrase_lags[0]`` steps
+    each): "copy the first A into this A" is then one decision learned from every step of the phrase at once,
+    where the weight per step hears only its own step. At 16 bars the third A must copy from 128 or 192 steps
+    back, beyond the Lookback prior's own lags (16, 32, 64): without the gate its weights per step averaged
+    1.8 nats (lags 128 and 192 together) after 6.4 M steps of an AABA run, against 4.6 for the second A's lag 64.
     """
 
     SCALE = 32.0
@@ -86,17 +95,35 @@ class PositionBias(nn.Module):
     """The phrase copies are ``COPY_SCALE · copy``: a copy is paid through many noisy steps, and at ``SCALE`` its
     weights reached under 1 nat in 1.7 M steps of an AABA run, too little to copy a phrase."""
 
-    def __init__(self, rows: int, size: int, phrase_lags: tuple[int, ...] = ()) -> None:
+    def __init__(self, rows: int, size: int, phrase_lags: tuple[int, ...] = (), phrase_start: int = -1) -> None:
         super().__init__()
         if rows < 1:
             raise ValueError(f"a position bias needs at least one row, got {rows}")
         if phrase_lags and min(phrase_lags) < 1:
             raise ValueError(f"phrase lags must be positive step counts, got {phrase_lags}")
+        if phrase_lags and not -1 <= phrase_start < rows:
+            raise ValueError(f"the piece's first step must be a row of the bias (0 to {rows - 1}), got {phrase_start}")
         self.weight = nn.Parameter(torch.zeros(rows, size))
         self.phrase_lags = tuple(phrase_lags)
         self.copy = nn.Parameter(torch.zeros(rows, len(phrase_lags))) if phrase_lags else None
         self.window = max(phrase_lags, default=0)
         """Inputs the model carries for the copies (0 without)."""
+        self.phrase_start = phrase_start if phrase_lags else -1
+        self.gate: nn.Parameter | None = None
+        if self.phrase_start >= 0:
+            phrases = -(-(rows - self.phrase_start) // self.phrase_lags[0])
+            self.gate = nn.Parameter(torch.zeros(phrases, len(phrase_lags)))
+
+    def copy_weights(self, positions: torch.Tensor) -> torch.Tensor:
+        """``COPY_SCALE · (copy + gate of the phrase)`` at each of ``positions`` (B, T): (B, T, lags)."""
+        assert self.copy is not None
+        weights = self._rows(self.copy, self.COPY_SCALE, positions)
+        if self.gate is None:
+            return weights
+        steps = positions - self.phrase_start  # the primer's rows (negative) have no phrase
+        phrases = torch.div(steps, self.phrase_lags[0], rounding_mode="floor").clamp(min=0)
+        gates = self._rows(self.gate, self.COPY_SCALE, phrases)
+        return weights + gates.masked_fill((steps < 0).unsqueeze(-1), 0.0)
 
     def initial_history(self, batch_size: int, none: int, device: torch.device) -> torch.Tensor:
         """(B, window) inputs before the start: ``none`` (the start token) copies nothing."""
@@ -123,7 +150,7 @@ class PositionBias(nn.Module):
         if self.copy is None:
             return biased
         tokens = torch.cat([history, inputs], dim=1)  # column window + i is inputs[:, i]
-        weights = self._rows(self.copy, self.COPY_SCALE, positions)  # (B, T, lags)
+        weights = self.copy_weights(positions)  # (B, T, lags)
         size = logits.shape[-1]
         copies = torch.zeros(*logits.shape[:2], size + 1, dtype=logits.dtype, device=logits.device)
         for index, lag in enumerate(self.phrase_lags):
@@ -140,18 +167,26 @@ class PositionBias(nn.Module):
 def position_bias(config: Any) -> PositionBias | None:
     """The :class:`PositionBias` an architecture config asks for (``position_bias`` rows), or None."""
     rows = getattr(config, "position_bias", 0)
-    return PositionBias(rows, config.vocab.size, getattr(config, "phrase_lags", ())) if rows else None
+    if not rows:
+        return None
+    lags, start = getattr(config, "phrase_lags", ()), getattr(config, "phrase_start", -1)
+    return PositionBias(rows, config.vocab.size, lags, start)
 
 
 @torch.no_grad()
-def with_position_bias(model: NoteModel, rows: int, phrase_lags: tuple[int, ...] = ()) -> NoteModel:
+def with_position_bias(
+    model: NoteModel, rows: int, phrase_lags: tuple[int, ...] = (), phrase_start: int = -1
+) -> NoteModel:
     """A copy of ``model`` with a position bias of at least ``rows`` rows (its own rows kept, new ones zero),
-    copying from ``phrase_lags`` (its own lags when it has some): the same distribution as ``model``, one
-    table more to learn. How a tuning policy starts from its prior."""
+    copying from ``phrase_lags`` with a gate per phrase from row ``phrase_start`` (its own lags and gate when
+    none are given): the same distribution as ``model``, tables more to learn. How a tuning policy starts
+    from its prior."""
     own = getattr(model, "position", None)
     rows = max(rows, 0 if own is None else own.weight.shape[0])
-    lags = tuple(phrase_lags) or (() if own is None else own.phrase_lags)
-    config = replace(model.config, position_bias=rows, phrase_lags=lags)
+    if not phrase_lags and own is not None:
+        phrase_lags, phrase_start = own.phrase_lags, own.phrase_start
+    lags = tuple(phrase_lags)
+    config = replace(model.config, position_bias=rows, phrase_lags=lags, phrase_start=phrase_start if lags else -1)
     result = type(model)(config).to(model.head.weight.device)
     weights = {name: value for name, value in model.state_dict().items() if not name.startswith("position.")}
     result.load_state_dict(weights, strict=False)
@@ -159,6 +194,8 @@ def with_position_bias(model: NoteModel, rows: int, phrase_lags: tuple[int, ...]
         result.position.weight[: own.weight.shape[0]] = own.weight
         if own.copy is not None and own.phrase_lags == lags:
             result.position.copy[: own.copy.shape[0]] = own.copy
+            if own.gate is not None and result.position.gate is not None and own.phrase_start == phrase_start:
+                result.position.gate[: own.gate.shape[0]] = own.gate
     return result.train(model.training)
 
 

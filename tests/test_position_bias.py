@@ -94,11 +94,62 @@ def test_a_long_run_saved_before_the_position_bias_resumes_without_it(tmp_path, 
     config = tiny_config(out, tiny_prior_dir, tiny_corpus_path, length=40, position_bias=False, steps=2560)
     TuneRun(dataclasses.replace(config, checkpoint_every=2560, eval_every=2560)).run()
     saved = json.loads((out / "config.json").read_text())
-    del saved["position_bias"], saved["phrase_copy"]  # as config.json was written before the fields existed
+    del saved["position_bias"], saved["phrase_copy"], saved["phrase_gate"]  # as written before the fields
     (out / "config.json").write_text(json.dumps(saved))
     resumed = load_run(out)
     assert resumed.config.position_bias is False and resumed.algorithm.policy.actor.position is None
-    assert resumed.config.phrase_copy is False
+    assert resumed.config.phrase_copy is False and resumed.config.phrase_gate is False
+
+
+def test_a_soft_form_run_saved_before_the_phrase_gate_resumes_without_it(tmp_path, tiny_prior_dir, tiny_corpus_path):
+    out = tmp_path / "old"
+    config = tiny_config(
+        out, tiny_prior_dir, tiny_corpus_path, length=32, form="AABA", position_bias=True, phrase_gate=False
+    )
+    TuneRun(dataclasses.replace(config, steps=2560, checkpoint_every=2560, eval_every=2560)).run()
+    saved = json.loads((out / "config.json").read_text())
+    del saved["phrase_gate"]
+    (out / "config.json").write_text(json.dumps(saved))
+    resumed = load_run(out)  # its checkpoint has no gate; a policy with one would not load it
+    position = resumed.algorithm.policy.actor.position
+    assert resumed.config.phrase_gate is False and position.copy is not None and position.gate is None
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["note_rnn", "lookback_lstm"])
+def test_a_phrase_gate_starts_at_zero_copies_a_whole_phrase_and_skips_the_primer(tmp_path, index):
+    prior = tiny_models()[index]
+    tokens = melodies(3, 26)
+    gated = with_position_bias(prior, 26, (8, 16), phrase_start=2)  # a primer of 2, then three 8-step phrases
+    assert gated.position.gate.shape == (3, 2)
+    assert torch.equal(gated.sequence_log_probs(tokens), prior.sequence_log_probs(tokens))  # zero: KL = 0
+    with torch.no_grad():
+        gated.position.gate.normal_()
+        gated.position.copy.normal_()
+    assert (stepped_log_probs(gated, tokens) - gated.sequence_log_probs(tokens)).abs().max() < 1e-5
+    with torch.no_grad():  # one weight, the second phrase's lag 8, copies all eight of its steps
+        gated.position.copy.zero_()
+        gated.position.gate.zero_()
+        gated.position.gate[1, 0] = 1.0
+    torch.manual_seed(3)
+    log_probs, state = gated.start(64)
+    written = []
+    for _ in range(26):
+        token = log_probs.exp().multinomial(1)[:, 0]
+        written.append(token)
+        log_probs, state = gated.step(token, state)
+    written = torch.stack(written, 1)
+    assert torch.equal(written[:, 10:18], written[:, 2:10])
+    assert not torch.equal(written[:, 18:26], written[:, 10:18])  # the third phrase's gate is still zero
+    before = gated.sequence_log_probs(tokens)
+    assert torch.equal(before[:, :10], prior.sequence_log_probs(tokens)[:, :10])
+    save_checkpoint(gated, tmp_path / "model")
+    loaded, config = load_checkpoint(tmp_path / "model")
+    assert config["model"]["phrase_start"] == 2 and torch.equal(loaded.position.gate, gated.position.gate)
+    assert torch.allclose(loaded.sequence_log_probs(tokens), before)
+    again = with_position_bias(loaded, 26)  # tuning a tuned model again keeps its gate
+    assert torch.equal(again.position.gate, gated.position.gate)
+    with pytest.raises(ValueError, match="first step must be a row"):
+        with_position_bias(prior, 26, (8, 16), phrase_start=26)
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["note_rnn", "lookback_lstm"])
@@ -141,6 +192,8 @@ def test_a_soft_form_run_gives_its_policy_the_form_phrase_lags(tmp_path, tiny_pr
         return TuneRun(config).algorithm.policy.actor
 
     assert actor("soft").position.phrase_lags == (8, 16, 24)
+    assert actor("soft-gate").position.gate.shape == (4, 3)  # one per phrase and lag, zero at first
+    assert actor("no-gate", phrase_gate=False).position.gate is None
     assert actor("off", phrase_copy=False).position.copy is None
     assert actor("strict", form_strict=True).position.copy is None  # the masks copy already
 
