@@ -50,7 +50,7 @@ class SampleSource:
 
 
 def is_model_path(spec: str | Path) -> bool:
-    """True for a shipped prior's name ("default", "lookback"), a checkpoint directory or a tuning run directory."""
+    """True for a shipped prior's name ("default", "lookback", ...), a checkpoint or a tuning run directory."""
     path = Path(spec)
     if str(spec) in SHIPPED_MODELS and not path.exists():
         return True

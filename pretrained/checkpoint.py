@@ -29,9 +29,14 @@ CONFIG = "config.json"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "default"
 LOOKBACK_CHECKPOINT = Path(__file__).parent / "lookback"
 """The shipped Lookback LSTM prior (``lookback_lstm``, a prior that remembers), by name ``lookback``."""
-SHIPPED_MODELS = {"default": DEFAULT_CHECKPOINT, "lookback": LOOKBACK_CHECKPOINT}
-"""The shipped priors every command accepts by name as a model ('default' always; 'lookback' unless a folder of
+LOOKBACK128_CHECKPOINT = Path(__file__).parent / "lookback128"
+"""The same architecture reading 128 steps (8 bars of 4/4) back as well, by name ``lookback128``: the prior of
+pieces longer than 8 bars, whose strains and returning phrases lie that far back."""
+SHIPPED_MODELS = {"default": DEFAULT_CHECKPOINT, "lookback": LOOKBACK_CHECKPOINT, "lookback128": LOOKBACK128_CHECKPOINT}
+"""The shipped priors every command accepts by name as a model ('default' always; the others unless a folder of
 that name is here)."""
+SHIPPED_NAMES = ", ".join(f"'{name}'" for name in SHIPPED_MODELS)
+"""The names, for messages."""
 
 
 def model_exists(spec: str | Path) -> bool:
@@ -105,8 +110,8 @@ def _is_checkpoint(directory: Path) -> bool:
 
 def find_checkpoint(path: str | Path | None) -> Path:
     """The checkpoint directory meant by ``path``: ``None``/``"default"`` is the shipped Note RNN prior,
-    ``"lookback"`` the shipped Lookback LSTM (unless a folder of that name exists here), a tuning run directory
-    means its exported model (``RUN/model``)."""
+    ``"lookback"`` / ``"lookback128"`` the shipped Lookback LSTMs (unless a folder of that name exists here), a
+    tuning run directory means its exported model (``RUN/model``)."""
     if path is None or str(path) == "default":
         return DEFAULT_CHECKPOINT
     if str(path) in SHIPPED_MODELS and not Path(path).exists():
@@ -115,7 +120,7 @@ def find_checkpoint(path: str | Path | None) -> Path:
     if path.is_dir() and (path / "model" / CONFIG).is_file() and not _is_checkpoint(path):
         return path / "model"
     if not path.exists():
-        raise CheckpointError(f"model {path} not found (give a checkpoint or run directory, 'default' or 'lookback')")
+        raise CheckpointError(f"model {path} not found (give a checkpoint or run directory, or {SHIPPED_NAMES})")
     return path
 
 

@@ -42,6 +42,9 @@ class PretrainConfig:
     """LSTM layers."""
     dropout: float = 0.1
     """Dropout on the LSTM output."""
+    lags: tuple[int, ...] | None = None
+    """lookback_lstm: steps back it reads and can copy from (repeat the flag; default 16, 32, 64: 1, 2 and 4 bars
+    of 4/4). 128 adds 8 bars back: a strain that repeats, the third A of a 16-bar AABA."""
     learning_rate: float = 3e-3
     """Adam learning rate (decayed by cosine over the time budget)."""
     batch_size: int = 64
@@ -87,6 +90,12 @@ class PretrainConfig:
             raise UserInputError(f"--learning-rate must be positive, got {self.learning_rate} (e.g. 3e-3)")
         if self.max_minutes < 0:
             raise UserInputError(f"--max-minutes must be ≥ 0 (0 = no time limit), got {self.max_minutes}")
+        if self.lags is not None and self.arch != "lookback_lstm":
+            raise UserInputError(f"--lags is for --arch lookback_lstm (it copies from lags); {self.arch} has none")
+        if self.lags is not None and (not self.lags or min(self.lags) < 1 or len(set(self.lags)) < len(self.lags)):
+            raise UserInputError(
+                f"--lags must be distinct positive step counts, got {list(self.lags)} (e.g. --lags 64)"
+            )
 
 
 def _flag(name: str) -> str:
@@ -198,6 +207,7 @@ def pretrain(config: PretrainConfig) -> dict:
             "hidden_size": config.hidden_size,
             "num_layers": config.num_layers,
             "dropout": config.dropout,
+            **({} if config.lags is None else {"lags": tuple(config.lags)}),
         },
     ).to(device)
     train_segments = make_segments(train_melodies, model.start_token, config.segment_length)

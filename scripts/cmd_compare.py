@@ -37,7 +37,7 @@ class CompareConfig(PieceFields):
     in it (default: each model's own key, else C major)."""
     prior: str = "auto"
     """Prior for log_prior_per_token and the KL estimate: 'auto' (the prior a tuned model was tuned from, else
-    'default'), 'default', 'lookback', a checkpoint directory, or 'none'."""
+    'default'), 'default', 'lookback', 'lookback128', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default', a path, or 'none'."""
     reward: str | None = None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from notetune.agents.evaluation import evaluate_source, reward_builder, reward_spec_for
 from notetune.agents.sources import load_corpus_melodies, load_prior, load_source, reference_prior
-from notetune.pretrained.checkpoint import model_exists
+from notetune.pretrained.checkpoint import SHIPPED_NAMES, model_exists
 from notetune.pretrained.piece import PieceFields, piece_from_config
 
 from . import config
@@ -37,7 +37,7 @@ class EvaluateConfig(PieceFields):
     in it (default: the model's own key, else C major)."""
     prior: str = "auto"
     """Prior for log_prior_per_token and the KL estimate: 'auto' (the prior a tuned model was tuned from, else
-    'default'), 'default', 'lookback', a checkpoint directory, or 'none'."""
+    'default'), 'default', 'lookback', 'lookback128', a checkpoint directory, or 'none'."""
     corpus: str = "default"
     """Corpus file for the novelty metrics: 'default' (the shipped corpus), a path, or 'none'."""
     reward: str | None = None
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.samples is not None and not Path(spec).exists():
         raise UserError(f"samples {spec} not found (give a samples.npz, a MIDI folder or a corpus file)")
     if cfg.samples is None and not model_exists(spec):
-        raise UserError(f"model {spec} not found (give a checkpoint or run directory, 'default' or 'lookback')")
+        raise UserError(f"model {spec} not found (give a checkpoint or run directory, or {SHIPPED_NAMES})")
     piece = piece_from_config(cfg)
     source = load_source(
         spec,

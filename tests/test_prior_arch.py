@@ -8,6 +8,7 @@ import torch
 from notetune.agents.policy import MelodyPolicy
 from notetune.envs.vec_env import MelodyVecEnv
 from notetune.pretrained.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from notetune.pretrained.errors import UserInputError
 from notetune.pretrained.lookback import LookbackConfig, LookbackLSTM
 from notetune.pretrained.model import NoteRNN
 from notetune.pretrained.sampling import sample_tokens, token_log_probs
@@ -171,6 +172,16 @@ def test_pretrain_arch_lookback_on_the_cpu_device_writes_a_lookback_checkpoint(t
     assert token_log_probs(model, sample_tokens(model, 4, 20)).shape == (4, 20)
 
 
+def test_pretrain_lags_choose_how_far_back_a_lookback_prior_copies(tmp_path, tiny_corpus_path):
+    pretrain(tiny_pretrain(tmp_path, tiny_corpus_path, arch="lookback_lstm", lags=(4, 8)))
+    model, config = load_checkpoint(tmp_path / "prior")
+    assert model.config.lags == (4, 8) and config["model"]["lags"] == [4, 8]
+    with pytest.raises(UserInputError, match="--lags is for --arch lookback_lstm"):
+        pretrain(tiny_pretrain(tmp_path, tiny_corpus_path, arch="note_rnn", lags=(4,)))
+    with pytest.raises(UserInputError, match="--lags must be distinct positive"):
+        pretrain(tiny_pretrain(tmp_path, tiny_corpus_path, arch="lookback_lstm", lags=(4, 4)))
+
+
 def test_pretrain_refuses_an_unavailable_device_with_one_line(tmp_path, tiny_corpus_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -203,6 +214,9 @@ def test_the_shipped_priors_load_by_name():
     assert type(default) is NoteRNN and default_config["metrics"]["validation"]["nll_per_token"] < 0.83
     assert lookback_config["arch"] == lookback.arch == "lookback_lstm"
     assert lookback_config["metrics"]["validation"]["nll_per_token"] < 0.74
+    far, far_config = load_checkpoint("lookback128")  # the prior of pieces over 8 bars: it reads 8 bars back
+    assert far.arch == "lookback_lstm" and far.config.lags == (16, 32, 64, 128)
+    assert far_config["metrics"]["validation"]["nll_per_token"] < 0.73
 
 
 def test_every_command_takes_the_shipped_priors_by_name(tmp_path, capsys):

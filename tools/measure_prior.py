@@ -8,6 +8,8 @@ reports), broken down by the target's position in a 16-step bar (counted from th
 when the corpus records pickups, else from its first note); then ``--num`` samples of ``--length`` steps
 (seed 1) and the share of bars (after the first) that repeat an earlier bar of the same piece exactly or
 transposed. The corpus's own figures use the first ``--length`` steps of every melody at least that long.
+With ``--form AABA``, also each phrase's mean log p per token when the strict form's masks copy the returning
+phrases, and when nothing is copied: what copying costs under the prior.
 
 The repetition count here is a quick numpy stand-in (bars with at least one onset; "transposed" = the same
 tokens with every pitch moved by one interval); the official figures live in notetune.rewards.structure.
@@ -25,6 +27,7 @@ import torch
 from notetune.pretrained.checkpoint import load_checkpoint
 from notetune.pretrained.corpus import DEFAULT_CORPUS, load_corpus
 from notetune.pretrained.encoding import canonicalize
+from notetune.pretrained.form import Form
 from notetune.pretrained.sampling import sample_tokens
 from notetune.pretrained.train import split_melodies
 from notetune.pretrained.vocab import NUM_SPECIAL
@@ -89,6 +92,21 @@ def nll_by_position(model, corpus, validation: np.ndarray, segment_length: int =
     }
 
 
+@torch.no_grad()
+def copy_cost(model, form: str, num: int, length: int, seed: int) -> dict:
+    """Mean log p per token of each phrase under ``model``: of ``num`` pieces whose returning phrases the strict
+    ``form``'s masks copied (what a tuned policy writing the form would be charged in KL, once it copies), and
+    of ``num`` free ones."""
+    layout = Form.parse(form).layout(length)
+    figures = {}
+    for name, masks in (("copied", layout), ("free", None)):
+        tokens = torch.as_tensor(sample_tokens(model, num, length, seed=seed, form=masks))
+        log_probs = model.sequence_log_probs(tokens).numpy()
+        phrases = log_probs[:, : layout.phrase_steps * layout.form.num_phrases].reshape(num, -1, layout.phrase_steps)
+        figures[f"log_p_per_phrase_{name}"] = [round(float(x), 3) for x in phrases.mean(axis=(0, 2))]
+    return figures
+
+
 def corpus_windows(corpus, length: int, bar_aligned: bool) -> np.ndarray:
     return corpus.windows(length, from_start_only=True, bar_aligned=bar_aligned)
 
@@ -103,6 +121,9 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=0, help="pretrain's --seed (the split)")
     parser.add_argument("--validation-fraction", type=float, default=0.05)
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument(
+        "--form", help="also: each phrase's log p per token, copied by this strict form's masks and free (e.g. AABA)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     corpus = load_corpus(args.corpus)
@@ -118,6 +139,8 @@ def main() -> None:
         figures = {"arch": config.get("arch", "note_rnn"), **nll_by_position(model, corpus, validation)}
         samples = canonicalize(sample_tokens(model, args.num, args.length, seed=args.seed))
         figures.update(bar_repetition(samples), samples=args.num, length=args.length)
+        if args.form:
+            figures.update(copy_cost(model, args.form, args.num, args.length, args.seed), form=args.form)
         figures["seconds"] = round(time.monotonic() - started, 1)
         results[name] = figures
         print(json.dumps({name: figures}), flush=True)
