@@ -65,6 +65,15 @@ def shown_metrics(evaluations: list[Evaluation]) -> list[str]:
     return shown
 
 
+def distinct_melodies_row(evaluations: list[Evaluation], paper_column: bool) -> list[str]:
+    """Table 1's ``distinct_melodies``: a figure of the whole set, so no bootstrap interval."""
+    row = ["  distinct_melodies"]
+    for evaluation in evaluations:
+        share = evaluation.table1.get("distinct_melodies")
+        row += ["–", ""] if share is None else [f"{100 * share:.2f}%", "(whole set)"]
+    return row + ["", ""] if paper_column else row
+
+
 def format_table(evaluations: list[Evaluation], paper_column: bool = True) -> str:
     """Per metric, each evaluation's value and 95% interval (and RL Tuner's Note RNN and Q beside Table 1)."""
     header = ["metric"]
@@ -76,6 +85,8 @@ def format_table(evaluations: list[Evaluation], paper_column: bool = True) -> st
     group = None
     for name in shown_metrics(evaluations):
         if metric_info(name).group != group:
+            if group == "table1":
+                rows.append(distinct_melodies_row(evaluations, paper_column))
             group = metric_info(name).group
             rows.append([GROUPS[group]])
         row = [f"  {name}"]

@@ -172,6 +172,8 @@ def test_text_table_lines_up_columns(corpus_windows):
     rows = [line for line in table if line.startswith("  ")]
     assert len({len(line) for line in rows}) == 1  # every metric row has the header's width
     assert any(line.strip().startswith("duplicate_rate") and "100.0%" in line for line in rows)
+    distinct = next(line.split() for line in rows if line.strip().startswith("distinct_melodies"))  # Table 1's
+    assert distinct[1:] == [f"{100 * a.table1['distinct_melodies']:.2f}%", "(whole", "set)", "2.00%", "(whole", "set)"]
 
 
 def test_values_are_printed_with_about_three_significant_digits(corpus_windows):
