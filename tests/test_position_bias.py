@@ -30,6 +30,18 @@ def tiny_models() -> list:
     ]
 
 
+def write(model, num: int, length: int, seed: int) -> torch.Tensor:
+    """(num, length) tokens drawn step by step from ``model``, its state carried."""
+    torch.manual_seed(seed)
+    log_probs, state = model.start(num)
+    written = []
+    for _ in range(length):
+        token = log_probs.exp().multinomial(1)[:, 0]
+        written.append(token)
+        log_probs, state = model.step(token, state)
+    return torch.stack(written, 1)
+
+
 def melodies(count: int = 3, length: int = 40) -> torch.Tensor:
     return torch.randint(0, 38, (count, length), generator=torch.Generator().manual_seed(1))
 
@@ -130,14 +142,7 @@ def test_a_phrase_gate_starts_at_zero_copies_a_whole_phrase_and_skips_the_primer
         gated.position.copy.zero_()
         gated.position.gate.zero_()
         gated.position.gate[1, 0] = 1.0
-    torch.manual_seed(3)
-    log_probs, state = gated.start(64)
-    written = []
-    for _ in range(26):
-        token = log_probs.exp().multinomial(1)[:, 0]
-        written.append(token)
-        log_probs, state = gated.step(token, state)
-    written = torch.stack(written, 1)
+    written = write(gated, 64, 26, seed=3)
     assert torch.equal(written[:, 10:18], written[:, 2:10])
     assert not torch.equal(written[:, 18:26], written[:, 10:18])  # the third phrase's gate is still zero
     before = gated.sequence_log_probs(tokens)
@@ -166,14 +171,7 @@ def test_phrase_copies_start_at_zero_step_as_a_whole_sequence_and_copy_earlier_p
     with torch.no_grad():  # from step 8 on, copy the token 8 steps back; before it nothing is there to copy
         biased.position.copy.zero_()
         biased.position.copy[:, 0] = 1.0
-    torch.manual_seed(2)
-    log_probs, state = biased.start(64)
-    written = []
-    for _ in range(24):
-        token = log_probs.exp().multinomial(1)[:, 0]
-        written.append(token)
-        log_probs, state = biased.step(token, state)
-    written = torch.stack(written, 1)
+    written = write(biased, 64, 24, seed=2)
     assert torch.equal(written[:, 8:], written[:, :-8])
     assert torch.equal(biased.sequence_log_probs(tokens)[:, :8], prior.sequence_log_probs(tokens)[:, :8])
     save_checkpoint(biased, tmp_path / "model")
