@@ -31,7 +31,7 @@ test: install
 bench: install
 	mkdir -p bench-results
 	$(BIN)/python tools/bench.py --out bench-results
-	$(BIN)/python tools/bench_prior.py default lookback --ppo-steps 65536 | tee bench-results/prior.jsonl
+	$(BIN)/python tools/bench_prior.py default lookback pretrained/lookback128 --lengths 32 128 256 --ppo-steps 65536 | tee bench-results/prior.jsonl
 
 # The tuning targets: runs budgeted in steps (default, faithful, dqn, psi, g), 10,000-composition evaluations (~30 min).
 targets: install
