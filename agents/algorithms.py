@@ -74,7 +74,7 @@ def build_algorithm(
             "value_hidden": config.value_hidden,
             "position_bias": bool(config.position_bias),
             "phrase_lags": phrase_lags(config, piece),
-            "phrase_gate": config.phrase_gate,
+            "phrase_gate": bool(config.phrase_gate),
         },
     )
     if config.algo == "a2c":

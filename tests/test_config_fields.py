@@ -40,6 +40,7 @@ def test_kl_settings_minibatch_and_horizon_scale_with_the_length():
     assert with_length_defaults(TuneConfig(confirm_size=0), 128).confirm_size == 0
     assert (two_bars.prior, eight_bars.prior) == ("default", "lookback")  # 'auto': the prior that remembers
     assert with_length_defaults(TuneConfig(), 256).prior == "lookback128"  # ... as far back as a 16-bar return
+    assert [with_length_defaults(TuneConfig(), n).phrase_gate for n in (128, 256)] == [False, True]
     assert (two_bars.position_bias, eight_bars.position_bias) == (False, True)
     assert with_length_defaults(TuneConfig(algo="dqn"), 128).position_bias is False
     assert with_length_defaults(TuneConfig(prior="default"), 128).prior == "default"

@@ -190,8 +190,8 @@ def test_a_soft_form_run_gives_its_policy_the_form_phrase_lags(tmp_path, tiny_pr
         return TuneRun(config).algorithm.policy.actor
 
     assert actor("soft").position.phrase_lags == (8, 16, 24)
-    assert actor("soft-gate").position.gate.shape == (4, 3)  # one per phrase and lag, zero at first
-    assert actor("no-gate", phrase_gate=False).position.gate is None
+    assert actor("soft-gate", phrase_gate=True).position.gate.shape == (4, 3)  # one per phrase and lag, zero at first
+    assert actor("no-gate").position.gate is None  # on by default only over 8 bars
     assert actor("off", phrase_copy=False).position.copy is None
     assert actor("strict", form_strict=True).position.copy is None  # the masks copy already
 
