@@ -178,14 +178,16 @@ def with_position_bias(
     model: NoteModel, rows: int, phrase_lags: tuple[int, ...] = (), phrase_start: int = -1
 ) -> NoteModel:
     """A copy of ``model`` with a position bias of at least ``rows`` rows (its own rows kept, new ones zero),
-    copying from ``phrase_lags`` with a gate per phrase from row ``phrase_start`` (its own lags and gate when
-    none are given): the same distribution as ``model``, tables more to learn. How a tuning policy starts
-    from its prior."""
+    copying from ``phrase_lags`` (its own when none are given) with a gate per phrase from row ``phrase_start``
+    (its own gate, when it has one for those lags): the same distribution as ``model``, tables more to learn.
+    How a tuning policy starts from its prior."""
     own = getattr(model, "position", None)
     rows = max(rows, 0 if own is None else own.weight.shape[0])
     if not phrase_lags and own is not None:
-        phrase_lags, phrase_start = own.phrase_lags, own.phrase_start
+        phrase_lags = own.phrase_lags
     lags = tuple(phrase_lags)
+    if own is not None and own.gate is not None and own.phrase_lags == lags:
+        phrase_start = own.phrase_start  # a gate the model has is kept: the copy starts as the model itself
     config = replace(model.config, position_bias=rows, phrase_lags=lags, phrase_start=phrase_start if lags else -1)
     result = type(model)(config).to(model.head.weight.device)
     weights = {name: value for name, value in model.state_dict().items() if not name.startswith("position.")}
@@ -194,7 +196,7 @@ def with_position_bias(
         result.position.weight[: own.weight.shape[0]] = own.weight
         if own.copy is not None and own.phrase_lags == lags:
             result.position.copy[: own.copy.shape[0]] = own.copy
-            if own.gate is not None and result.position.gate is not None and own.phrase_start == phrase_start:
+            if own.gate is not None:
                 result.position.gate[: own.gate.shape[0]] = own.gate
     return result.train(model.training)
 

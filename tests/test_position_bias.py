@@ -151,8 +151,9 @@ def test_a_phrase_gate_starts_at_zero_copies_a_whole_phrase_and_skips_the_primer
     loaded, config = load_checkpoint(tmp_path / "model")
     assert config["model"]["phrase_start"] == 2 and torch.equal(loaded.position.gate, gated.position.gate)
     assert torch.allclose(loaded.sequence_log_probs(tokens), before)
-    again = with_position_bias(loaded, 26)  # tuning a tuned model again keeps its gate
-    assert torch.equal(again.position.gate, gated.position.gate)
+    for again in (with_position_bias(loaded, 26), with_position_bias(loaded, 26, (8, 16))):  # tuned again
+        assert torch.equal(again.position.gate, gated.position.gate)  # its gate is kept: KL = 0 at first
+        assert torch.allclose(again.sequence_log_probs(tokens), before)
     with pytest.raises(ValueError, match="first step must be a row"):
         with_position_bias(prior, 26, (8, 16), phrase_start=26)
 
