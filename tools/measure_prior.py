@@ -93,15 +93,16 @@ def nll_by_position(model, corpus, validation: np.ndarray, segment_length: int =
 
 
 @torch.no_grad()
-def copy_cost(model, form: str, num: int, length: int, seed: int) -> dict:
-    """Mean log p per token of each phrase under ``model``: of ``num`` pieces whose returning phrases the strict
-    ``form``'s masks copied (what a tuned policy writing the form would be charged in KL, once it copies), and
-    of ``num`` free ones."""
+def copy_cost(model, form: str, free: np.ndarray, seed: int) -> dict:
+    """Mean log p per token of each phrase under ``model``: of as many pieces as ``free`` (N, length) whose
+    returning phrases the strict ``form``'s masks copied (what a tuned policy writing the form would be charged
+    in KL, once it copies), and of the ``free`` ones."""
+    num, length = free.shape
     layout = Form.parse(form).layout(length)
+    copied = sample_tokens(model, num, length, seed=seed, form=layout)
     figures = {}
-    for name, masks in (("copied", layout), ("free", None)):
-        tokens = torch.as_tensor(sample_tokens(model, num, length, seed=seed, form=masks))
-        log_probs = model.sequence_log_probs(tokens).numpy()
+    for name, tokens in (("copied", copied), ("free", free)):
+        log_probs = model.sequence_log_probs(torch.as_tensor(tokens)).numpy()
         phrases = log_probs[:, : layout.phrase_steps * layout.form.num_phrases].reshape(num, -1, layout.phrase_steps)
         figures[f"log_p_per_phrase_{name}"] = [round(float(x), 3) for x in phrases.mean(axis=(0, 2))]
     return figures
@@ -137,10 +138,10 @@ def main() -> None:
         model, config = load_checkpoint(name)
         started = time.monotonic()
         figures = {"arch": config.get("arch", "note_rnn"), **nll_by_position(model, corpus, validation)}
-        samples = canonicalize(sample_tokens(model, args.num, args.length, seed=args.seed))
-        figures.update(bar_repetition(samples), samples=args.num, length=args.length)
+        drawn = sample_tokens(model, args.num, args.length, seed=args.seed)
+        figures.update(bar_repetition(canonicalize(drawn)), samples=args.num, length=args.length)
         if args.form:
-            figures.update(copy_cost(model, args.form, args.num, args.length, args.seed), form=args.form)
+            figures.update(copy_cost(model, args.form, drawn, args.seed), form=args.form)
         figures["seconds"] = round(time.monotonic() - started, 1)
         results[name] = figures
         print(json.dumps({name: figures}), flush=True)
